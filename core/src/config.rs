@@ -1,0 +1,178 @@
+//! Settings, layered: built-in defaults, then `config.toml` in the data dir,
+//! then `HANGAR_*` environment variables, then command-line flags (applied by
+//! the agent with [`Settings::set`]).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the agent can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address of the HTTP server (API, git smart HTTP, UI).
+    pub http: SocketAddr,
+    /// Largest accepted push body, in MiB.
+    pub max_push_mb: u64,
+    /// How long in-flight requests get to finish at shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Repack repositories in the background after pushes.
+    pub maintenance: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: SocketAddr::from(([0, 0, 0, 0], 7070)),
+            max_push_mb: 2048,
+            shutdown_grace_secs: 10,
+            maintenance: true,
+        }
+    }
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    File { path: String, message: String },
+    #[error("unknown setting `{0}` (known: http, max_push_mb, shutdown_grace_secs, maintenance)")]
+    UnknownKey(String),
+    #[error("setting `{key}` = {value:?} is not valid: {message}")]
+    Value {
+        key: String,
+        value: String,
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Defaults, then `config_file` if it exists, then `HANGAR_*` variables from `env`.
+    pub fn load(
+        config_file: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut settings = match std::fs::read_to_string(config_file) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: config_file.display().to_string(),
+                message: e.message().to_owned(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: config_file.display().to_string(),
+                    source,
+                });
+            }
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("HANGAR_") else {
+                continue;
+            };
+            let key = key.to_ascii_lowercase();
+            // Variables that name the client side or the data dir are not settings.
+            if matches!(key.as_str(), "data_dir" | "url" | "token" | "log") {
+                continue;
+            }
+            settings.set(&key, &value)?;
+        }
+        Ok(settings)
+    }
+
+    /// Sets one setting from text, as written in the environment or on the command line.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Value {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            message,
+        };
+        match key {
+            "http" => {
+                self.http = value
+                    .parse()
+                    .map_err(|_| bad("expected ADDRESS:PORT, e.g. 0.0.0.0:7070".into()))?
+            }
+            "max_push_mb" => {
+                self.max_push_mb = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number of MiB".into()))?
+            }
+            "shutdown_grace_secs" => {
+                self.shutdown_grace_secs = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number of seconds".into()))?
+            }
+            "maintenance" => {
+                self.maintenance =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
+            }
+            _ => return Err(ConfigError::UnknownKey(key.to_owned())),
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "http = \"127.0.0.1:8080\"\nmax_push_mb = 10\n").unwrap();
+        let s = Settings::load(
+            &file,
+            env(&[
+                ("HANGAR_MAX_PUSH_MB", "20"),
+                ("HANGAR_TOKEN", "x"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.max_push_mb, 20);
+        assert!(s.maintenance);
+    }
+
+    #[test]
+    fn missing_file_means_defaults() {
+        let s = Settings::load(Path::new("/nonexistent/config.toml"), Vec::new()).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(&file, "htp = \"x\"\n").unwrap();
+        let err = Settings::load(&file, Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("htp"), "{err}");
+        let err =
+            Settings::load(Path::new("/nonexistent"), env(&[("HANGAR_HTTP", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("ADDRESS:PORT"), "{err}");
+        let err = Settings::default().set("colour", "red").unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownKey(_)));
+    }
+}

@@ -1,0 +1,65 @@
+//! Events: what happened to a repository (a push, ...), recorded before the
+//! client hears success, and consumed by the scheduler.
+
+use rusqlite::{Connection, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{Result, format_ms, now_ms};
+use crate::ids::{EventId, RepoId, UserId};
+
+/// One ref moved by a push. Object names are hex; all zeros means created/deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    #[serde(rename = "ref")]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: EventId,
+    pub repo_id: RepoId,
+    pub kind: String,
+    pub actor: Option<UserId>,
+    pub payload: serde_json::Value,
+    pub created_at: String,
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let payload: String = row.get("payload")?;
+    Ok(Event {
+        id: row.get("id")?,
+        repo_id: row.get("repo_id")?,
+        kind: row.get("kind")?,
+        actor: row.get("actor")?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        created_at: format_ms(row.get("created_at")?),
+    })
+}
+
+/// Records a push with its ref updates.
+pub fn record_push(
+    conn: &Connection,
+    repo: RepoId,
+    actor: Option<UserId>,
+    updates: &[RefUpdate],
+) -> Result<EventId> {
+    let id = EventId::new();
+    let payload = serde_json::json!({ "updates": updates }).to_string();
+    conn.execute(
+        "INSERT INTO events (id, repo_id, kind, actor, payload, created_at) VALUES (?1, ?2, 'push', ?3, ?4, ?5)",
+        rusqlite::params![id, repo, actor, payload, now_ms()],
+    )?;
+    Ok(id)
+}
+
+/// The latest events of a repository, newest first.
+pub fn list(conn: &Connection, repo: RepoId, limit: usize) -> Result<Vec<Event>> {
+    let mut stmt =
+        conn.prepare("SELECT * FROM events WHERE repo_id = ?1 ORDER BY id DESC LIMIT ?2")?;
+    let events = stmt
+        .query_map(rusqlite::params![repo, limit as i64], from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(events)
+}
