@@ -7,6 +7,9 @@ use std::fmt;
 
 const MAX_PART: usize = 100;
 
+/// First path segments the agent serves itself, so no repository may use them.
+const RESERVED_OWNERS: &[&str] = &["api", "hooks", "healthz", "metrics", "assets"];
+
 /// A valid `OWNER/NAME` pair.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoName {
@@ -25,6 +28,8 @@ pub enum InvalidRepoName {
     Characters(String),
     #[error("`{0}` may not start with `.` or `-`, end with `.`, or contain `..`")]
     Dots(String),
+    #[error("`{0}` is reserved for the agent's own URLs; pick another owner")]
+    Reserved(String),
 }
 
 impl RepoName {
@@ -37,6 +42,9 @@ impl RepoName {
             return Err(InvalidRepoName::Shape(shown()));
         };
         check_part(owner)?;
+        if is_reserved_owner(owner) {
+            return Err(InvalidRepoName::Reserved(owner.to_owned()));
+        }
         check_part(name)?;
         Ok(Self {
             owner: owner.to_owned(),
@@ -56,6 +64,11 @@ impl RepoName {
     pub fn relative_path(&self) -> std::path::PathBuf {
         std::path::Path::new(&self.owner).join(format!("{}.git", self.name))
     }
+}
+
+/// True for first path segments the agent serves itself (`api`, `hooks`, ...).
+pub fn is_reserved_owner(owner: &str) -> bool {
+    RESERVED_OWNERS.contains(&owner.to_ascii_lowercase().as_str())
 }
 
 fn check_part(part: &str) -> Result<(), InvalidRepoName> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use rusqlite::{Connection, Transaction};
+pub use rusqlite::{Connection, Error as SqlError, Transaction};
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`.
 const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];

@@ -1,0 +1,228 @@
+//! Starting and stopping the agent, and the state its parts share.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hangar_core::config::Settings;
+use hangar_core::data_dir::DataDir;
+use hangar_core::store::{Store, tokens, users};
+use tokio::sync::watch;
+
+use crate::git::maintenance::Maintenance;
+
+/// What `start` needs: where the data lives and the settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub settings: Settings,
+}
+
+/// State shared by every request handler and background task.
+pub struct Agent {
+    pub data: DataDir,
+    pub store: Store,
+    pub settings: Settings,
+    pub maintenance: Maintenance,
+    pub started: Instant,
+    /// The URL local clients use (what `agent.json` holds).
+    pub url: String,
+}
+
+impl Agent {
+    /// Runs a blocking store operation off the async threads.
+    pub async fn db<T, E>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Agent) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: Send + 'static + From<tokio::task::JoinError>,
+    {
+        let agent = self.clone();
+        tokio::task::spawn_blocking(move || f(&agent)).await?
+    }
+}
+
+/// A running agent.
+pub struct Running {
+    pub agent: Arc<Agent>,
+    pub http_addr: SocketAddr,
+    /// The admin token, when this start created it (first run).
+    pub first_run_token: Option<String>,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish within the grace period,
+    /// then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let grace = Duration::from_secs(self.agent.settings.shutdown_grace_secs);
+        if tokio::time::timeout(grace, self.server).await.is_err() {
+            tracing::warn!("requests still running after {grace:?}; cutting them off");
+        }
+        self.agent.maintenance.shutdown().await;
+    }
+}
+
+/// Opens the data dir and the database, creates the first admin on first run,
+/// and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let data = DataDir::new(&config.data_dir);
+    create_private_dir(data.root())?;
+    create_private_dir(&data.repos())?;
+    let store = Store::open(&data.database())?;
+
+    let listener = bind(config.settings.http).with_context(|| {
+        format!(
+            "cannot listen on {} (is another agent running? use --http to pick another address)",
+            config.settings.http
+        )
+    })?;
+    let http_addr = listener.local_addr()?;
+    let url = local_url(http_addr);
+    let first_run_token = bootstrap(&store, &data, &url)?;
+
+    let agent = Arc::new(Agent {
+        maintenance: Maintenance::start(config.settings.maintenance),
+        data,
+        store,
+        settings: config.settings,
+        started: Instant::now(),
+        url,
+    });
+
+    let (stop, mut stopped) = watch::channel(false);
+    let routes = crate::http::routes(agent.clone());
+    let server = warp::serve(routes).incoming(listener).graceful(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(server.run());
+    Ok(Running {
+        agent,
+        http_addr,
+        first_run_token,
+        stop,
+        server,
+    })
+}
+
+/// Binds with TCP_NODELAY on the listener: Linux and macOS copy it to accepted
+/// sockets, so small pkt-line writes are not held back by Nagle's algorithm.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+fn local_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    if addr.is_ipv6() && !addr.ip().is_unspecified() {
+        format!("http://[{ip}]:{}", addr.port())
+    } else {
+        format!("http://{ip}:{}", addr.port())
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// On first run: an admin user and token. Whenever `agent.json` is missing (or
+/// names another address): a fresh local token for it, so the CLI and the
+/// desktop app can find the agent.
+fn bootstrap(store: &Store, data: &DataDir, url: &str) -> anyhow::Result<Option<String>> {
+    let existing = read_agent_file(data);
+    if let Some(file) = &existing
+        && store
+            .read(|c| tokens::authenticate(c, &file.token))?
+            .is_some()
+    {
+        if file.url != url {
+            write_agent_file(data, url, &file.token)?;
+        }
+        return Ok(None);
+    }
+    let (first_run, secret) = store.write(|tx| {
+        let first_run = users::count(tx)? == 0;
+        let admin = match users::list(tx)?
+            .into_iter()
+            .find(|u| u.role == users::Role::Admin)
+        {
+            Some(admin) => admin,
+            None => users::create(tx, "admin", users::Role::Admin)?,
+        };
+        let (_, secret) = tokens::create(tx, admin.id, "local (agent.json)")?;
+        Ok::<_, hangar_core::store::StoreError>((first_run, secret))
+    })?;
+    write_agent_file(data, url, &secret)?;
+    Ok(first_run.then_some(secret))
+}
+
+/// What `agent.json` holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AgentFile {
+    pub url: String,
+    pub token: String,
+}
+
+pub fn read_agent_file(data: &DataDir) -> Option<AgentFile> {
+    let text = std::fs::read_to_string(data.agent_file()).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_agent_file(data: &DataDir, url: &str, token: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data.agent_file();
+    let tmp = path.with_extension("json.tmp");
+    let body = serde_json::to_string_pretty(&AgentFile {
+        url: url.to_owned(),
+        token: token.to_owned(),
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(body.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_url_uses_loopback_for_wildcards() {
+        assert_eq!(
+            super::local_url("0.0.0.0:7070".parse().unwrap()),
+            "http://127.0.0.1:7070"
+        );
+        assert_eq!(
+            super::local_url("[::1]:80".parse().unwrap()),
+            "http://[::1]:80"
+        );
+    }
+}

@@ -1,0 +1,322 @@
+//! The client commands: status, repo, token, user.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::Command;
+use super::client::Client;
+use super::table;
+
+#[derive(Debug, Args)]
+pub struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create an empty repository.
+    Create {
+        /// OWNER/NAME
+        name: String,
+        /// Anyone on the LAN may clone it without a token.
+        #[arg(long)]
+        public: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List repositories.
+    List(JsonFlag),
+    /// Show a repository with its branches.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a repository and its history on this host.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your tokens.
+    List(JsonFlag),
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (admin, member or reader) with a first token.
+    Create {
+        name: String,
+        #[arg(long, default_value = "member", value_parser = ["admin", "member", "reader"])]
+        role: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List users.
+    List(JsonFlag),
+}
+
+pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => unreachable!("serve is not a client command"),
+        Command::Status(f) => status(client, f.json).await,
+        Command::Repo(c) => repo(client, c).await,
+        Command::Token(c) => token(client, c).await,
+        Command::User(c) => user(client, c).await,
+    }
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn s(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// `OWNER/NAME` as the API's path segments, checked before use.
+fn repo_path(name: &str) -> anyhow::Result<String> {
+    let name = hangar_core::repo_name::RepoName::parse(name)?;
+    Ok(format!("/repos/{}/{}", name.owner(), name.name()))
+}
+
+async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
+    let v = client.get("/status").await?;
+    if json {
+        return print_json(&v);
+    }
+    println!("Hangar {} at {}", s(&v["version"]), s(&v["url"]));
+    println!("  up for     {}s", s(&v["uptime_secs"]));
+    println!("  data dir   {}", s(&v["data_dir"]));
+    println!("  repos      {}", s(&v["repos"]));
+    println!("  users      {}", s(&v["users"]));
+    println!(
+        "  signed in  {} ({})",
+        s(&v["you"]["name"]),
+        s(&v["you"]["role"])
+    );
+    Ok(())
+}
+
+async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
+    match command {
+        RepoCommand::Create {
+            name,
+            public,
+            description,
+            json,
+        } => {
+            let v = client
+                .call(
+                    Method::POST,
+                    "/repos",
+                    Some(json!({ "name": name, "public": public, "description": description })),
+                )
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "Created {} ({})",
+                s(&v["full_name"]),
+                if public { "public" } else { "private" }
+            );
+            println!("  git remote add origin {}", s(&v["clone_url"]));
+        }
+        RepoCommand::List(f) => {
+            let mut items = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let path = match &after {
+                    Some(a) => format!("/repos?limit=100&after={a}"),
+                    None => "/repos?limit=100".to_owned(),
+                };
+                let page = client.get(&path).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+            if f.json {
+                return print_json(&Value::Array(items));
+            }
+            if items.is_empty() {
+                println!("No repositories yet. Create one with `hangar repo create OWNER/NAME`.");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|r| {
+                    let visibility = if r["public"].as_bool() == Some(true) {
+                        "public"
+                    } else {
+                        "private"
+                    };
+                    vec![
+                        s(&r["full_name"]),
+                        visibility.to_owned(),
+                        s(&r["clone_url"]),
+                    ]
+                })
+                .collect();
+            table::print(&["NAME", "VISIBILITY", "CLONE URL"], &rows);
+        }
+        RepoCommand::Show { name, json } => {
+            let path = repo_path(&name)?;
+            let mut v = client.get(&path).await?;
+            let branches = client.get(&format!("{path}/branches")).await?;
+            v["branches"] = branches["items"].clone();
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{}  ({})",
+                s(&v["full_name"]),
+                if v["public"].as_bool() == Some(true) {
+                    "public"
+                } else {
+                    "private"
+                }
+            );
+            println!("  clone    {}", s(&v["clone_url"]));
+            println!("  created  {}", s(&v["created_at"]));
+            let rows: Vec<Vec<String>> = v["branches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let id = s(&b["target"]);
+                    vec![
+                        s(&b["name"]),
+                        id.chars().take(10).collect(),
+                        s(&b["commit"]["summary"]),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("\nNo branches yet: push one with `git push origin main`.");
+            } else {
+                println!();
+                table::print(&["BRANCH", "COMMIT", "SUMMARY"], &rows);
+            }
+        }
+        RepoCommand::Delete { name } => {
+            client
+                .call(Method::DELETE, &repo_path(&name)?, None)
+                .await?;
+            println!("Deleted {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn token(client: &Client, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { name, json } => {
+            let v = client
+                .call(Method::POST, "/tokens", Some(json!({ "name": name })))
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "Token {} created. Copy it now, it is not shown again:\n\n    {}",
+                s(&v["name"]),
+                s(&v["token"])
+            );
+        }
+        TokenCommand::List(f) => {
+            let v = client.get("/tokens").await?;
+            if f.json {
+                return print_json(&v["items"]);
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let state = if t["revoked"].as_bool() == Some(true) {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    vec![
+                        s(&t["id"]),
+                        s(&t["name"]),
+                        state.to_owned(),
+                        s(&t["created_at"]),
+                        s(&t["last_used_at"]),
+                    ]
+                })
+                .collect();
+            table::print(&["ID", "NAME", "STATE", "CREATED", "LAST USED"], &rows);
+        }
+        TokenCommand::Revoke { id } => {
+            let id: hangar_core::ids::TokenId = id
+                .parse()
+                .context("see `hangar token list` for token ids")?;
+            client
+                .call(Method::DELETE, &format!("/tokens/{id}"), None)
+                .await?;
+            println!("Revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn user(client: &Client, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { name, role, json } => {
+            let v = client
+                .call(
+                    Method::POST,
+                    "/users",
+                    Some(json!({ "name": name, "role": role })),
+                )
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "User {} ({}) created. Their first token, shown once:\n\n    {}",
+                s(&v["name"]),
+                s(&v["role"]),
+                s(&v["token"])
+            );
+        }
+        UserCommand::List(f) => {
+            let v = client.get("/users").await?;
+            if f.json {
+                return print_json(&v["items"]);
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|u| vec![s(&u["name"]), s(&u["role"]), s(&u["created_at"])])
+                .collect();
+            table::print(&["NAME", "ROLE", "CREATED"], &rows);
+        }
+    }
+    Ok(())
+}

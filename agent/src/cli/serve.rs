@@ -1,0 +1,88 @@
+//! `hangar serve`: run the agent in the foreground until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use hangar_core::config::Settings;
+use hangar_core::data_dir::DataDir;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for HTTP (API, git, UI) [default: 0.0.0.0:7070, or `http` in config.toml].
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<String>,
+}
+
+pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANGAR_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let data_dir = super::data_dir(data_dir)?;
+    let mut settings = Settings::load(&DataDir::new(&data_dir).config_file(), std::env::vars())?;
+    if let Some(http) = &args.http {
+        settings.set("http", http)?;
+    }
+    let running = crate::agent::start(crate::agent::Config {
+        data_dir: data_dir.clone(),
+        settings,
+    })
+    .await?;
+
+    if let Some(token) = &running.first_run_token {
+        println!(
+            "First run: created the admin user. Its token (shown once, also saved in agent.json):\n\n    {token}\n"
+        );
+    }
+    let port = running.http_addr.port();
+    tracing::info!(data_dir = %data_dir.display(), "agent started");
+    tracing::info!("API and dashboard: {}", running.agent.url);
+    if running.http_addr.ip().is_unspecified() {
+        tracing::info!(
+            "clone on the LAN: git clone http://{}:{port}/OWNER/NAME.git",
+            hostname()
+        );
+    }
+    println!(
+        "Hangar is serving on {} (data in {})",
+        running.agent.url,
+        data_dir.display()
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// The host's name as the LAN sees it (macOS answers `NAME.local` over Bonjour).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".to_owned()
+    };
+    if cfg!(target_os = "macos") && !name.contains('.') {
+        format!("{name}.local")
+    } else {
+        name
+    }
+}

@@ -1,0 +1,32 @@
+//! The HTTP server's routes: `/healthz`, the REST API, and git smart HTTP.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod git;
+pub mod openapi;
+
+use std::sync::Arc;
+
+use warp::Filter;
+
+use crate::agent::Agent;
+
+pub fn routes(
+    agent: Arc<Agent>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>
++ Clone
++ Send
++ Sync
++ 'static {
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::Reply::into_response("ok\n"));
+    healthz
+        .or(api::routes(agent.clone()))
+        .unify()
+        .or(git::routes(agent))
+        .unify()
+        .recover(error::recover)
+        .unify()
+}

@@ -1,0 +1,10 @@
+//! The Hangar agent: one process serving git over HTTP, the REST API, and
+//! (in later layers) builds, webhooks and mirrors. The `hangar` CLI in
+//! [`cli`] is a client of the same API.
+
+pub mod agent;
+pub mod cli;
+pub mod git;
+pub mod http;
+
+pub use agent::{Agent, Config, Running, start};

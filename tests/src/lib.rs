@@ -1,0 +1,316 @@
+//! The end-to-end harness: a real agent process in a temp data dir on an
+//! ephemeral loopback port, and helpers to drive it with real clients.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The agent binary under test: this crate's `hangar-e2e`, which cargo builds
+/// next to the test executables' `deps/` directory.
+pub fn hangar_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("hangar-e2e");
+    assert!(
+        bin.exists(),
+        "{} is missing; run the tests through cargo",
+        bin.display()
+    );
+    bin
+}
+
+/// A running agent. Dropping it kills the process.
+pub struct Agent {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    child: Option<Child>,
+    http: reqwest::blocking::Client,
+}
+
+impl Agent {
+    pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts an agent with extra `HANGAR_*` settings in its environment.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut agent = Agent {
+            dir,
+            url: String::new(),
+            token: String::new(),
+            child: None,
+            http: reqwest::blocking::Client::new(),
+        };
+        agent.spawn(env);
+        agent
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self, env: &[(&str, &str)]) {
+        let _ = std::fs::remove_file(self.data_dir().join("agent.json"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir().join("agent.log"))
+            .expect("log file");
+        let mut cmd = Command::new(hangar_bin());
+        cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+            .arg(self.data_dir())
+            .env("HANGAR_LOG", "info,hangar_agent=debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start the agent"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "agent did not start; log:\n{}",
+                self.log()
+            );
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("agent exited with {status}; log:\n{}", self.log());
+            }
+            if let Ok(text) = std::fs::read_to_string(self.data_dir().join("agent.json"))
+                && let Ok(file) = serde_json::from_str::<Value>(&text)
+            {
+                self.url = file["url"].as_str().unwrap_or_default().to_owned();
+                self.token = file["token"].as_str().unwrap_or_default().to_owned();
+                if self
+                    .http
+                    .get(format!("{}/healthz", self.url))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("agent running")
+    }
+
+    /// SIGKILL: the agent gets no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("signal");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the agent again on the same data dir (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn(&[]);
+    }
+
+    /// Calls the API with the admin token; returns status and JSON (Null when empty).
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_as(Some(&self.token), method, path, body)
+    }
+
+    pub fn api_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().expect("agent answers");
+        let status = response.status().as_u16();
+        let text = response.text().expect("body");
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
+    }
+
+    /// Creates a repository through the API.
+    pub fn create_repo(&self, name: &str, public: bool) {
+        let (status, body) = self.api(
+            "POST",
+            "/api/v1/repos",
+            Some(serde_json::json!({ "name": name, "public": public })),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Creates a user with `role`; returns their token.
+    pub fn create_user(&self, name: &str, role: &str) -> String {
+        let (status, body) = self.api(
+            "POST",
+            "/api/v1/users",
+            Some(serde_json::json!({ "name": name, "role": role })),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The clone URL with the admin token as the HTTP password.
+    pub fn git_url(&self, repo: &str) -> String {
+        self.git_url_with(repo, &self.token)
+    }
+
+    pub fn git_url_with(&self, repo: &str, token: &str) -> String {
+        self.url
+            .replacen("http://", &format!("http://git:{token}@"), 1)
+            + &format!("/{repo}.git")
+    }
+
+    /// The clone URL without credentials.
+    pub fn anon_url(&self, repo: &str) -> String {
+        format!("{}/{repo}.git", self.url)
+    }
+
+    /// Runs the CLI against this agent (through its data dir).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(hangar_bin())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .args(args)
+            .env_remove("HANGAR_URL")
+            .env_remove("HANGAR_TOKEN")
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// The bare repository on disk.
+    pub fn repo_path(&self, repo: &str) -> PathBuf {
+        self.data_dir().join("repos").join(format!("{repo}.git"))
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `git` command with no user or system config and no prompts.
+pub fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "")
+        .env("SSH_ASKPASS", "")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_KEY_0", "init.defaultBranch")
+        .env("GIT_CONFIG_VALUE_0", "main")
+        .env("GIT_CONFIG_KEY_1", "credential.helper")
+        .env("GIT_CONFIG_VALUE_1", "")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs git in `dir` and returns its output, whatever the exit status.
+pub fn git_output(dir: &Path, args: &[&str]) -> Output {
+    git_command(dir).args(args).output().expect("run git")
+}
+
+/// Runs git in `dir`, asserting success; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = git_output(dir, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A working repository with one commit per name in `files`.
+pub fn work_repo(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    for (name, content) in files {
+        commit_file(dir.path(), name, content);
+    }
+    dir
+}
+
+/// Writes `name` and commits it.
+pub fn commit_file(dir: &Path, name: &str, content: &[u8]) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::write(&path, content).expect("write file");
+    git(dir, &["add", name]);
+    git(dir, &["commit", "-q", "-m", &format!("add {name}")]);
+}
+
+/// Bytes that do not compress (for pushes of a given size).
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
