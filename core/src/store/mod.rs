@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use rusqlite::{Connection, Error as SqlError, Transaction};
 
-/// Migrations in order; each runs once, recorded in `PRAGMA user_version`.
+/// Migrations in order; each runs once, recorded by name in `schema_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
 
 /// A store failure.
@@ -27,13 +27,9 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     #[error(
-        "database {path} has schema version {found}, newer than this Hangar knows ({known}); upgrade Hangar"
+        "database {path} has migration {migration}, which this Hangar does not know; upgrade Hangar"
     )]
-    TooNew {
-        path: String,
-        found: i64,
-        known: usize,
-    },
+    TooNew { path: String, migration: String },
     #[error("migration {name} failed: {source}")]
     Migration {
         name: &'static str,
@@ -115,21 +111,35 @@ fn connect(path: &Path) -> Result<Connection> {
     })
 }
 
+/// Applies the migrations this database has not seen, each in its own
+/// transaction, recording their names (so branches that add migrations in a
+/// different order still apply each one exactly once).
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let current = usize::try_from(current).unwrap_or(usize::MAX);
-    if current > MIGRATIONS.len() {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    let applied: Vec<String> = conn
+        .prepare("SELECT name FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if let Some(unknown) = applied
+        .iter()
+        .find(|a| !MIGRATIONS.iter().any(|(name, _)| name == a))
+    {
         return Err(StoreError::TooNew {
             path: path.display().to_string(),
-            found: current as i64,
-            known: MIGRATIONS.len(),
+            migration: unknown.clone(),
         });
     }
-    for (index, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (name, sql) in MIGRATIONS
+        .iter()
+        .filter(|(name, _)| !applied.iter().any(|a| a == name))
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)
             .map_err(|source| StoreError::Migration { name, source })?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![name, now_ms()],
+        )?;
         tx.commit()?;
     }
     Ok(())
@@ -163,19 +173,28 @@ mod tests {
         let (dir, store) = test_store();
         drop(store);
         let store = Store::open(&dir.path().join("hangar.db")).unwrap();
-        let version: i64 = store
+        let applied: i64 = store
             .read(|c| {
-                Ok::<_, StoreError>(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+                Ok::<_, StoreError>(c.query_row(
+                    "SELECT COUNT(*) FROM schema_migrations",
+                    [],
+                    |r| r.get(0),
+                )?)
             })
             .unwrap();
-        assert_eq!(version as usize, MIGRATIONS.len());
+        assert_eq!(applied as usize, MIGRATIONS.len());
     }
 
     #[test]
     fn refuses_a_newer_schema() {
         let (dir, store) = test_store();
         store
-            .write(|tx| tx.pragma_update(None, "user_version", 999))
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO schema_migrations VALUES ('9999_from_the_future', 0)",
+                    [],
+                )
+            })
             .unwrap();
         drop(store);
         let err = Store::open(&dir.path().join("hangar.db")).err().unwrap();
