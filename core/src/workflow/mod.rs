@@ -1,0 +1,4 @@
+//! GitHub-Actions-compatible workflows: parse, lint, plan.
+
+pub mod expr;
+pub mod yaml;
