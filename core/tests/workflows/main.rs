@@ -157,3 +157,115 @@ fn corpus_plans_as_expected() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(checked >= 70, "only {checked} expectations");
 }
+
+fn plan_of(name: &str, ev: &[&str]) -> workflow::Plan {
+    let files = corpus();
+    let (path, text) = files
+        .iter()
+        .find(|(p, _)| p.ends_with(name))
+        .expect("corpus file");
+    let wf = workflow::parse(path, text).expect("parses");
+    workflow::plan(&wf, &event(ev), &context())
+        .expect("plans")
+        .expect("selected")
+}
+
+#[test]
+fn plans_carry_what_the_runner_needs() {
+    let plan = plan_of("ios-matrix-devices.yml", &["push", "refs/heads/main"]);
+    let job = &plan.jobs[0];
+    assert_eq!(job.name, "UI tests on iPhone 16 (iOS 18.2)");
+    assert_eq!(job.executor, workflow::Executor::Host);
+    assert_eq!(job.strategy.to_json()["max-parallel"], 2);
+    assert_eq!(job.strategy.to_json()["fail-fast"], false);
+    assert_eq!(job.timeout_minutes, workflow::plan::DEFAULT_TIMEOUT_MINUTES);
+
+    let plan = plan_of("ios-xcodebuild-test.yml", &["push", "refs/heads/main"]);
+    let concurrency = plan.concurrency.expect("workflow concurrency");
+    assert_eq!(
+        (concurrency.group.as_str(), concurrency.cancel_in_progress),
+        ("ios-refs/heads/main", true)
+    );
+    assert_eq!(plan.jobs[0].timeout_minutes, 45);
+    assert_eq!(
+        plan.jobs[0].steps[3].condition.as_deref(),
+        Some("failure()")
+    );
+
+    let plan = plan_of("monorepo-ios.yml", &["push", "refs/heads/main"]);
+    let step = &plan.jobs[0].steps[1];
+    assert_eq!(step.shell.as_deref(), Some("bash"));
+    assert_eq!(step.working_directory.as_deref(), Some("apps/ios"));
+
+    let plan = plan_of("node-container.yml", &["push", "refs/heads/main"]);
+    assert_eq!(
+        plan.jobs[1].executor,
+        workflow::Executor::Docker {
+            image: "node:22-bookworm".into()
+        }
+    );
+
+    let plan = plan_of("swift-package.yml", &["push", "refs/heads/main"]);
+    assert!(
+        matches!(plan.jobs[1].executor, workflow::Executor::Docker { .. }),
+        "ubuntu-latest maps to Docker"
+    );
+    assert!(
+        plan.jobs
+            .iter()
+            .any(|j| j.id == "lint" && j.continue_on_error)
+    );
+
+    let plan = plan_of(
+        "macos-app-notarize.yml",
+        &["workflow_dispatch", "refs/heads/main", "input:dry-run=true"],
+    );
+    assert_eq!(plan.run_name, "Notarize stable by mona");
+    assert_eq!(plan.inputs.to_json()["dry-run"], true);
+
+    let plan = plan_of(
+        "rust-uses-toolchain-action.yml",
+        &["push", "refs/heads/main"],
+    );
+    let reason = &plan.blocked[0].reasons[0];
+    assert!(
+        reason.contains("dtolnay/rust-toolchain@stable") && reason.contains("actions/checkout"),
+        "{reason}"
+    );
+
+    let plan = plan_of("unsupported-events.yml", &["push", "refs/heads/main"]);
+    assert_eq!(plan.notes.len(), 2, "release and issues are reported");
+}
+
+#[test]
+fn one_bad_file_does_not_stop_the_others() {
+    let files = vec![
+        (
+            ".github/workflows/good.yml".to_owned(),
+            "on: push\njobs:\n  a:\n    runs-on: macos\n    steps:\n      - run: x\n".to_owned(),
+        ),
+        (
+            ".github/workflows/bad.yaml".to_owned(),
+            "on: push\njobs: [\n".to_owned(),
+        ),
+        (
+            ".hangar/workflows/also.yml".to_owned(),
+            "on: push\njobs:\n  b:\n    runs-on: macos\n    steps:\n      - run: y\n".to_owned(),
+        ),
+        (
+            "src/not-a-workflow.yml".to_owned(),
+            "nonsense: [".to_owned(),
+        ),
+    ];
+    let results = workflow::discover(&files);
+    assert_eq!(results.len(), 3);
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2);
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("one error");
+    assert!(
+        err.to_string().starts_with(".github/workflows/bad.yaml:"),
+        "{err}"
+    );
+}
