@@ -10,3 +10,4 @@ pub mod pktline;
 pub mod repo_name;
 pub mod store;
 pub mod token;
+pub mod workflow;
