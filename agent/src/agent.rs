@@ -26,6 +26,7 @@ pub struct Agent {
     pub store: Store,
     pub settings: Settings,
     pub maintenance: Maintenance,
+    pub builds: crate::build::Builds,
     pub started: Instant,
     /// The URL local clients use (what `agent.json` holds).
     pub url: String,
@@ -54,6 +55,7 @@ pub struct Running {
     pub first_run_token: Option<String>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -65,6 +67,11 @@ impl Running {
         if tokio::time::timeout(grace, self.server).await.is_err() {
             tracing::warn!("requests still running after {grace:?}; cutting them off");
         }
+        // Running jobs are killed; their rows stay `running` and the next
+        // start queues them again (see `builds::recover`).
+        self.agent.builds.stop.cancel();
+        let _ = self.scheduler.await;
+        self.agent.builds.wait_idle(Duration::from_secs(5)).await;
         self.agent.maintenance.shutdown().await;
     }
 }
@@ -89,6 +96,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let agent = Arc::new(Agent {
         maintenance: Maintenance::start(config.settings.maintenance),
+        builds: crate::build::Builds::default(),
         data,
         store,
         settings: config.settings,
@@ -96,6 +104,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         url,
     });
 
+    let scheduler = crate::build::scheduler::start(agent.clone());
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());
     let server = warp::serve(routes).incoming(listener).graceful(async move {
@@ -108,6 +117,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         first_run_token,
         stop,
         server,
+        scheduler,
     })
 }
 

@@ -3,6 +3,7 @@
 //! [`cli`] is a client of the same API.
 
 pub mod agent;
+pub mod build;
 pub mod cli;
 pub mod git;
 pub mod http;

@@ -19,6 +19,12 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// Repack repositories in the background after pushes.
     pub maintenance: bool,
+    /// Jobs that run on the host at once.
+    pub host_slots: usize,
+    /// Largest job log kept, in MiB (the head and the tail are kept beyond it).
+    pub max_log_mb: u64,
+    /// Keep job workspaces after the job (for debugging).
+    pub keep_workspaces: bool,
 }
 
 impl Default for Settings {
@@ -28,6 +34,9 @@ impl Default for Settings {
             max_push_mb: 2048,
             shutdown_grace_secs: 10,
             maintenance: true,
+            host_slots: 1,
+            max_log_mb: 50,
+            keep_workspaces: false,
         }
     }
 }
@@ -42,7 +51,7 @@ pub enum ConfigError {
     },
     #[error("{path} is not valid: {message}")]
     File { path: String, message: String },
-    #[error("unknown setting `{0}` (known: http, max_push_mb, shutdown_grace_secs, maintenance)")]
+    #[error("unknown setting `{0}` (see the README's configuration table)")]
     UnknownKey(String),
     #[error("setting `{key}` = {value:?} is not valid: {message}")]
     Value {
@@ -107,6 +116,22 @@ impl Settings {
                 self.shutdown_grace_secs = value
                     .parse()
                     .map_err(|_| bad("expected a whole number of seconds".into()))?
+            }
+            "host_slots" => {
+                self.host_slots = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| bad("expected a whole number of at least 1".into()))?
+            }
+            "max_log_mb" => {
+                self.max_log_mb = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number of MiB".into()))?
+            }
+            "keep_workspaces" => {
+                self.keep_workspaces =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
             }
             "maintenance" => {
                 self.maintenance =

@@ -85,6 +85,15 @@ ulid_id!(
     EventId
 );
 
+ulid_id!(
+    /// A build: one workflow run for one event.
+    BuildId
+);
+ulid_id!(
+    /// One job of a build (one matrix combination).
+    JobId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

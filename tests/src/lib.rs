@@ -233,6 +233,63 @@ impl Agent {
     }
 }
 
+/// Builds, through the API.
+impl Agent {
+    /// Waits until `repo` has at least `count` builds and all have finished;
+    /// returns them, newest first.
+    pub fn wait_builds(&self, repo: &str, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (_, list) = self.api("GET", &format!("/api/v1/builds?repo={repo}"), None);
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let done = items
+                .iter()
+                .filter(|b| !matches!(b["status"].as_str(), Some("queued" | "running")))
+                .count();
+            if items.len() >= count && done == items.len() {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "builds did not finish: {list}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A build with its jobs, steps and annotations.
+    pub fn build(&self, id: &str) -> Value {
+        let (status, build) = self.api("GET", &format!("/api/v1/builds/{id}"), None);
+        assert_eq!(status, 200, "{build}");
+        build
+    }
+
+    /// A job's stored log, without timestamps.
+    pub fn job_log(&self, build: &Value, job: &Value) -> String {
+        let url = format!(
+            "{}/api/v1/builds/{}/jobs/{}/log",
+            self.url,
+            build["id"].as_str().expect("build id"),
+            job["id"].as_str().expect("job id")
+        );
+        self.http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .and_then(|r| r.text())
+            .expect("log")
+    }
+}
+
+/// The job called `name` in a build from [`Agent::build`].
+pub fn job_named<'a>(build: &'a Value, name: &str) -> &'a Value {
+    build["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["name"] == name))
+        .unwrap_or_else(|| panic!("no job {name}: {build}"))
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();

@@ -87,6 +87,42 @@ impl Client {
         Ok(value)
     }
 
+    /// A plain-text answer (logs).
+    pub async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self.send_raw(path).await?;
+        Ok(response.text().await?)
+    }
+
+    /// A streamed answer (live logs over SSE).
+    pub async fn stream(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>>
+    {
+        Ok(self.send_raw(path).await?.bytes_stream())
+    }
+
+    async fn send_raw(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.get(format!("{}/api/v1{path}", self.url));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the agent at {}", self.url))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let value: Value = response.json().await.unwrap_or_default();
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("request failed")
+                .to_owned();
+            anyhow::bail!("{message} (HTTP {status})");
+        }
+        Ok(response)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(Method::GET, path, None).await
     }

@@ -1,6 +1,7 @@
 //! The `hangar` command line: `serve` runs the agent; every other command is
 //! a client of its REST API.
 
+mod builds;
 mod client;
 mod commands;
 mod serve;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Create and list users (admin).
     #[command(subcommand)]
     User(commands::UserCommand),
+    /// List, show, follow, cancel, re-run and start builds.
+    #[command(subcommand)]
+    Build(builds::BuildCommand),
 }
 
 pub fn main() -> ExitCode {

@@ -113,3 +113,34 @@ pub fn head_target(path: &Path) -> Result<Option<String>, ReadError> {
     let head = repo.head_name().map_err(err)?;
     Ok(head.map(|n| n.as_bstr().to_string()))
 }
+
+/// Largest workflow file read (the workflow parser's own limit).
+const MAX_WORKFLOW_FILE: usize = 512 * 1024;
+
+/// The workflow files (path, contents) at commit `sha`: every blob directly in
+/// one of the workflow directories; the parser picks the `.yml`/`.yaml` ones.
+pub fn workflow_files(path: &Path, sha: &str) -> Result<Vec<(String, String)>, ReadError> {
+    let repo = open(path)?;
+    let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(err)?;
+    let tree = repo.find_commit(id).map_err(err)?.tree().map_err(err)?;
+    let mut files = Vec::new();
+    for dir in hangar_core::workflow::WORKFLOW_DIRS {
+        let Some(entry) = tree.lookup_entry_by_path(dir).map_err(err)? else {
+            continue;
+        };
+        let Ok(subtree) = entry.object().map_err(err)?.try_into_tree() else {
+            continue;
+        };
+        for item in subtree.iter() {
+            let item = item.map_err(err)?;
+            if !item.mode().is_blob() {
+                continue;
+            }
+            let blob = repo.find_object(item.oid()).map_err(err)?;
+            let name = format!("{dir}/{}", item.filename());
+            let data = &blob.data[..blob.data.len().min(MAX_WORKFLOW_FILE + 1)];
+            files.push((name, String::from_utf8_lossy(data).into_owned()));
+        }
+    }
+    Ok(files)
+}

@@ -379,6 +379,7 @@ async fn record_push(
         })
         .await?;
     tracing::info!(repo = %repo.name, updates = count, "push recorded");
+    agent.builds.wake();
     crate::git::repos::fix_head(path, &branches).await?;
     agent.maintenance.request(path);
     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod builds;
 pub mod error;
 pub mod git;
 pub mod openapi;
@@ -24,6 +25,8 @@ pub fn routes(
         .map(|| warp::Reply::into_response("ok\n"));
     healthz
         .or(api::routes(agent.clone()))
+        .unify()
+        .or(builds::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

@@ -45,11 +45,27 @@ pub fn record_push(
     actor: Option<UserId>,
     updates: &[RefUpdate],
 ) -> Result<EventId> {
+    record(
+        conn,
+        repo,
+        actor,
+        "push",
+        &serde_json::json!({ "updates": updates }),
+    )
+}
+
+/// Records an event of any kind with its JSON payload.
+pub fn record(
+    conn: &Connection,
+    repo: RepoId,
+    actor: Option<UserId>,
+    kind: &str,
+    payload: &serde_json::Value,
+) -> Result<EventId> {
     let id = EventId::new();
-    let payload = serde_json::json!({ "updates": updates }).to_string();
     conn.execute(
-        "INSERT INTO events (id, repo_id, kind, actor, payload, created_at) VALUES (?1, ?2, 'push', ?3, ?4, ?5)",
-        rusqlite::params![id, repo, actor, payload, now_ms()],
+        "INSERT INTO events (id, repo_id, kind, actor, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![id, repo, kind, actor, payload.to_string(), now_ms()],
     )?;
     Ok(id)
 }
@@ -60,6 +76,15 @@ pub fn list(conn: &Connection, repo: RepoId, limit: usize) -> Result<Vec<Event>>
         conn.prepare("SELECT * FROM events WHERE repo_id = ?1 ORDER BY id DESC LIMIT ?2")?;
     let events = stmt
         .query_map(rusqlite::params![repo, limit as i64], from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(events)
+}
+
+/// Events not yet planned into builds, oldest first.
+pub fn unplanned(conn: &Connection) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare("SELECT * FROM events WHERE planned = 0 ORDER BY id LIMIT 100")?;
+    let events = stmt
+        .query_map([], from_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(events)
 }

@@ -4,6 +4,7 @@
 //! they never fail half-way on a lock upgrade; reads use their own connections
 //! and never wait for writers (WAL).
 
+pub mod builds;
 pub mod events;
 pub mod repos;
 pub mod tokens;
@@ -16,7 +17,10 @@ use std::time::Duration;
 pub use rusqlite::{Connection, Error as SqlError, Transaction};
 
 /// Migrations in order; each runs once, recorded by name in `schema_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0004_builds", include_str!("migrations/0004_builds.sql")),
+];
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

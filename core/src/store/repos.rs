@@ -48,6 +48,12 @@ pub fn create(conn: &Connection, name: &RepoName, public: bool, description: &st
     })
 }
 
+pub fn get(conn: &Connection, id: RepoId) -> Result<Option<Repo>> {
+    Ok(conn
+        .query_row("SELECT * FROM repos WHERE id = ?1", [id], from_row)
+        .optional()?)
+}
+
 pub fn by_name(conn: &Connection, name: &RepoName) -> Result<Option<Repo>> {
     Ok(conn
         .query_row(

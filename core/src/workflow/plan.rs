@@ -64,7 +64,7 @@ pub struct PlanContext {
 }
 
 /// Where a job runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Executor {
     Host,
     Docker { image: String },
@@ -90,14 +90,14 @@ pub struct Plan {
     pub notes: Vec<Diagnostic>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConcurrencySpec {
     pub group: String,
     pub cancel_in_progress: bool,
 }
 
 /// One runnable job (one matrix combination).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
     /// The job id in the file; matrix jobs share it.
     pub id: String,
@@ -123,7 +123,7 @@ pub struct JobSpec {
 }
 
 /// One step, with defaults applied; fields are templates for the runner.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepSpec {
     pub id: Option<String>,
     pub name: String,

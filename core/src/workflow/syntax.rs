@@ -129,7 +129,7 @@ pub struct Job {
     pub unsupported: Vec<Diagnostic>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Container {
     pub image: String,
     pub env: Vars,
@@ -153,7 +153,7 @@ pub struct Step {
     pub timeout_minutes: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StepAction {
     Run(String),
     Uses { action: String, with: Vars },

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// A value as expressions see it; objects are looked up case-insensitively.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum Value {
     #[default]
     Null,
@@ -196,7 +197,7 @@ pub struct Context<'a> {
     /// Named contexts by lowercase name: `github`, `env`, `matrix`, `steps`...
     pub contexts: BTreeMap<String, Value>,
     pub status: Status,
-    pub hasher: Option<&'a dyn FileHasher>,
+    pub hasher: Option<&'a (dyn FileHasher + Sync)>,
 }
 
 impl Context<'_> {

@@ -1,0 +1,863 @@
+//! The host executor: runs a job's steps as processes on this machine, each
+//! job in its own workspace and process group, with GitHub's environment,
+//! workflow commands, outputs between steps and jobs, timeouts and cancel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hangar_core::store::builds::{self, Job, Status};
+use hangar_core::workflow::expr::{self, Context, Value};
+use hangar_core::workflow::{JobSpec, StepAction, StepSpec};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::RunningJob;
+use super::output::{self, Command, Masker};
+use crate::agent::Agent;
+
+/// How a job ended.
+pub struct Outcome {
+    pub status: Status,
+    pub reason: Option<String>,
+    pub outputs: serde_json::Value,
+}
+
+impl Outcome {
+    fn failed(reason: String) -> Self {
+        Self {
+            status: Status::Failure,
+            reason: Some(reason),
+            outputs: serde_json::json!({}),
+        }
+    }
+}
+
+/// Everything a job's steps share while it runs.
+struct JobRun<'a> {
+    agent: &'a Arc<Agent>,
+    job: &'a Job,
+    running: &'a RunningJob,
+    spec: JobSpec,
+    workspace: PathBuf,
+    temp: PathBuf,
+    contexts: BTreeMap<String, Value>,
+    /// `GITHUB_ENV` additions, carried to later steps.
+    env: BTreeMap<String, String>,
+    /// `GITHUB_PATH` additions, first = highest priority.
+    path: Vec<String>,
+    steps: BTreeMap<String, Value>,
+    masker: Masker,
+    status: expr::Status,
+    sha: String,
+}
+
+pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &RunningJob) -> Outcome {
+    let id = job.id;
+    let build_id = job.build_id;
+    let loaded = agent
+        .db(move |a| {
+            a.store.read(|c| {
+                let spec = builds::job_spec(c, id)?;
+                let build = builds::get(c, build_id)?;
+                let context = builds::context(c, build_id)?;
+                Ok::<_, anyhow::Error>((spec, build, context))
+            })
+        })
+        .await;
+    let (spec, build, context) = match loaded {
+        Ok((spec, Some(build), context)) => (spec, build, context),
+        Ok(_) => return Outcome::failed("the build is gone".into()),
+        Err(e) => return Outcome::failed(format!("cannot load the job: {e:#}")),
+    };
+    let spec: JobSpec = match serde_json::from_str(&spec) {
+        Ok(spec) => spec,
+        Err(e) => return Outcome::failed(format!("stored job spec is unreadable: {e}")),
+    };
+    let dir = agent
+        .data
+        .root()
+        .join("work")
+        .join(build_id.to_string())
+        .join(id.to_string());
+    let workspace = dir.join("workspace");
+    let temp = dir.join("temp");
+    for d in [&workspace, &temp] {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            return Outcome::failed(format!("cannot create {}: {e}", d.display()));
+        }
+    }
+    let needed: Vec<&Job> = needed.iter().collect();
+    let mut contexts = BTreeMap::new();
+    contexts.insert("github".to_owned(), Value::from(&context["github"]));
+    contexts.insert("inputs".to_owned(), Value::from(&context["inputs"]));
+    contexts.insert("matrix".to_owned(), Value::Object(spec.matrix.clone()));
+    contexts.insert("strategy".to_owned(), spec.strategy.clone());
+    contexts.insert("needs".to_owned(), super::scheduler::needs_context(&needed));
+    contexts.insert("secrets".to_owned(), Value::Object(BTreeMap::new()));
+    contexts.insert("vars".to_owned(), Value::Object(BTreeMap::new()));
+    contexts.insert(
+        "runner".to_owned(),
+        Value::from(&serde_json::json!({
+            "os": runner_os(), "arch": runner_arch(), "name": "hangar",
+            "temp": temp.display().to_string(), "workspace": workspace.display().to_string(),
+        })),
+    );
+    let mut run = JobRun {
+        agent,
+        job,
+        running,
+        spec,
+        workspace,
+        temp,
+        contexts,
+        env: BTreeMap::new(),
+        path: Vec::new(),
+        steps: BTreeMap::new(),
+        masker: Masker::default(),
+        status: expr::Status::Success,
+        sha: build.sha.clone(),
+    };
+    let timeout = Duration::from_secs(u64::from(run.spec.timeout_minutes.max(1)) * 60);
+    let ran = tokio::time::timeout(timeout, run.steps()).await;
+    let outcome = match ran {
+        Err(_) => {
+            run.log(&format!(
+                "Error: the job exceeded its timeout of {} minutes",
+                run.spec.timeout_minutes
+            ));
+            run.running.cancel.cancel();
+            Outcome::failed(format!(
+                "timed out after {} minutes",
+                run.spec.timeout_minutes
+            ))
+        }
+        Ok(()) => run.outcome(),
+    };
+    if !agent.settings.keep_workspaces {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    }
+    outcome
+}
+
+fn runner_os() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macOS"
+    } else {
+        "Linux"
+    }
+}
+
+fn runner_arch() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "ARM64"
+    } else {
+        "X64"
+    }
+}
+
+impl JobRun<'_> {
+    fn log(&self, text: &str) -> u64 {
+        self.running.log.line(&self.masker.mask(text))
+    }
+
+    fn context(&self) -> Context<'static> {
+        let mut contexts = self.contexts.clone();
+        contexts.insert("steps".to_owned(), Value::Object(self.steps.clone()));
+        contexts.insert(
+            "env".to_owned(),
+            Value::Object(
+                self.env_map()
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            ),
+        );
+        contexts.insert(
+            "job".to_owned(),
+            Value::from(&serde_json::json!({ "status": status_name(self.status) })),
+        );
+        Context {
+            contexts,
+            status: self.status,
+            hasher: None,
+        }
+    }
+
+    /// Job env (workflow + job `env:`, rendered) plus `GITHUB_ENV` additions.
+    fn env_map(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let ctx = Context {
+            contexts: self.contexts.clone(),
+            status: self.status,
+            hasher: None,
+        };
+        for (k, v) in &self.spec.env {
+            env.insert(
+                k.clone(),
+                expr::render_string(v, &ctx).unwrap_or_else(|_| v.clone()),
+            );
+        }
+        env.extend(self.env.clone());
+        env
+    }
+
+    async fn steps(&mut self) {
+        let steps = self.spec.steps.clone();
+        for (index, step) in steps.iter().enumerate() {
+            let number = index + 1;
+            let ctx = self.context();
+            let name = expr::render_string(&step.name, &ctx).unwrap_or_else(|_| step.name.clone());
+            if self.running.cancel.is_cancelled() {
+                self.status = expr::Status::Cancelled;
+            }
+            let condition = step.condition.as_deref().unwrap_or("success()");
+            let run = match expr::evaluate_condition(condition, &ctx) {
+                Ok(run) => run,
+                Err(e) => {
+                    self.log(&format!("Error: step `if:` cannot be evaluated: {e}"));
+                    self.status = expr::Status::Failure;
+                    false
+                }
+            };
+            if !run {
+                self.record_step(number, &name, Status::Skipped).await;
+                self.set_step_result(step, "skipped", "skipped", BTreeMap::new());
+                continue;
+            }
+            self.record_step(number, &name, Status::Running).await;
+            self.log(&format!("##[step {number}] {name}"));
+            let result = self.step(step, &ctx).await;
+            let (outcome, outputs) = match result {
+                Ok(outputs) => ("success", outputs),
+                Err(message) => {
+                    self.log(&format!("Error: {message}"));
+                    ("failure", BTreeMap::new())
+                }
+            };
+            let continue_on_error = step
+                .continue_on_error
+                .as_deref()
+                .map(|t| {
+                    expr::render(t, &ctx)
+                        .map(|v| v.is_truthy())
+                        .unwrap_or(false)
+                })
+                .unwrap_or(false);
+            let conclusion = if outcome == "failure" && continue_on_error {
+                "success"
+            } else {
+                outcome
+            };
+            if conclusion == "failure" && self.status == expr::Status::Success {
+                self.status = expr::Status::Failure;
+            }
+            if self.running.cancel.is_cancelled() {
+                self.status = expr::Status::Cancelled;
+            }
+            let stored = match (self.running.cancel.is_cancelled(), outcome) {
+                (true, "failure") => Status::Cancelled,
+                (_, "success") => Status::Success,
+                _ => Status::Failure,
+            };
+            self.record_step(number, &name, stored).await;
+            self.set_step_result(step, outcome, conclusion, outputs);
+        }
+    }
+
+    fn set_step_result(
+        &mut self,
+        step: &StepSpec,
+        outcome: &str,
+        conclusion: &str,
+        outputs: BTreeMap<String, String>,
+    ) {
+        if let Some(id) = &step.id {
+            let value = serde_json::json!({ "outcome": outcome, "conclusion": conclusion, "outputs": outputs });
+            self.steps.insert(id.clone(), Value::from(&value));
+        }
+    }
+
+    async fn record_step(&self, number: usize, name: &str, status: Status) {
+        let job = self.job.id;
+        let name = name.to_owned();
+        let result = self
+            .agent
+            .db(move |a| {
+                a.store
+                    .write(|tx| builds::set_step(tx, job, number, &name, status))
+                    .map_err(anyhow::Error::from)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(job = %job, "cannot record step: {e:#}");
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        let ctx = self.context();
+        let outputs: serde_json::Map<String, serde_json::Value> = self
+            .spec
+            .outputs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    expr::render_string(v, &ctx).unwrap_or_default().into(),
+                )
+            })
+            .collect();
+        let (status, reason) = match self.status {
+            _ if self.running.cancel.is_cancelled() => {
+                (Status::Cancelled, Some("cancelled".to_owned()))
+            }
+            expr::Status::Success => (Status::Success, None),
+            expr::Status::Failure if self.spec.continue_on_error => (
+                Status::Success,
+                Some("a step failed; the job continues on error".to_owned()),
+            ),
+            expr::Status::Failure => (Status::Failure, Some("a step failed".to_owned())),
+            expr::Status::Cancelled => (Status::Cancelled, Some("cancelled".to_owned())),
+        };
+        Outcome {
+            status,
+            reason,
+            outputs: serde_json::Value::Object(outputs),
+        }
+    }
+
+    /// Runs one step; returns its outputs, or why it failed.
+    async fn step(
+        &mut self,
+        step: &StepSpec,
+        ctx: &Context<'_>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        match &step.action {
+            StepAction::Run(script) => {
+                let script = expr::render_string(script, ctx).map_err(|e| e.to_string())?;
+                self.run_script(step, &script, ctx).await
+            }
+            StepAction::Uses { action, with } => {
+                let name = action
+                    .split('@')
+                    .next()
+                    .unwrap_or(action)
+                    .to_ascii_lowercase();
+                match name.as_str() {
+                    "actions/checkout" => {
+                        let with: BTreeMap<String, String> = with
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    expr::render_string(v, ctx).unwrap_or_else(|_| v.clone()),
+                                )
+                            })
+                            .collect();
+                        self.checkout(&with).await.map(|_| BTreeMap::new())
+                    }
+                    _ => Err(format!(
+                        "the runner does not run `{action}` yet (built in today: actions/checkout)"
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn checkout(&mut self, with: &BTreeMap<String, String>) -> Result<(), String> {
+        let build = self.agent.db({
+            let id = self.job.build_id;
+            move |a| {
+                a.store
+                    .read(|c| builds::get(c, id))
+                    .map_err(anyhow::Error::from)
+            }
+        });
+        let build = build
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the build is gone")?;
+        let name =
+            hangar_core::repo_name::RepoName::parse(&build.repo).map_err(|e| e.to_string())?;
+        let source = crate::git::repos::path(&self.agent.data, &name);
+        let target = match with.get("path") {
+            Some(p) if !p.is_empty() => {
+                let p = Path::new(p);
+                if p.is_absolute()
+                    || p.components()
+                        .any(|c| matches!(c, std::path::Component::ParentDir))
+                {
+                    return Err("actions/checkout `path` must stay inside the workspace".into());
+                }
+                self.workspace.join(p)
+            }
+            _ => self.workspace.clone(),
+        };
+        let rev = with
+            .get("ref")
+            .filter(|r| !r.is_empty())
+            .cloned()
+            .unwrap_or_else(|| self.sha.clone());
+        if rev.starts_with('-') {
+            return Err(format!("actions/checkout `ref` {rev:?} is not a ref"));
+        }
+        self.log(&format!("Checking out {} at {rev}", build.repo));
+        // A shared clone borrows the local repository's objects: no copying.
+        let steps: [Vec<String>; 2] = [
+            vec![
+                "clone".into(),
+                "--quiet".into(),
+                "--shared".into(),
+                "--no-checkout".into(),
+                "--".into(),
+                source.display().to_string(),
+                target.display().to_string(),
+            ],
+            vec![
+                "-C".into(),
+                target.display().to_string(),
+                "checkout".into(),
+                "--quiet".into(),
+                "--detach".into(),
+                rev.clone(),
+            ],
+        ];
+        for args in steps {
+            let out = tokio::process::Command::new("git")
+                .args(&args)
+                .output()
+                .await
+                .map_err(|e| format!("cannot run git: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "git {} failed: {}",
+                    args[0],
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_script(
+        &mut self,
+        step: &StepSpec,
+        script: &str,
+        ctx: &Context<'_>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let n = self.steps.len() + self.spec.steps.len();
+        let files = StepFiles::create(&self.temp, n)
+            .map_err(|e| format!("cannot create step files: {e}"))?;
+        let shell = step.shell.clone().unwrap_or_else(|| "bash".to_owned());
+        let (program, args, extension) = shell_command(&shell)?;
+        let script_path = self
+            .temp
+            .join(format!("step-{}-{}.{extension}", self.job.id, uniq()));
+        std::fs::write(&script_path, script)
+            .map_err(|e| format!("cannot write the script: {e}"))?;
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{0}", &script_path.display().to_string()))
+            .collect();
+
+        let mut env = base_env(self, &files);
+        env.extend(self.env_map());
+        for (k, v) in &step.env {
+            env.insert(
+                k.clone(),
+                expr::render_string(v, ctx).unwrap_or_else(|_| v.clone()),
+            );
+        }
+        if !self.path.is_empty() {
+            let old = env.get("PATH").cloned().unwrap_or_default();
+            env.insert("PATH".into(), format!("{}:{old}", self.path.join(":")));
+        }
+        let dir = match &step.working_directory {
+            Some(wd) => self
+                .workspace
+                .join(expr::render_string(wd, ctx).unwrap_or_else(|_| wd.clone())),
+            None => self.workspace.clone(),
+        };
+        let timeout = step
+            .timeout_minutes
+            .as_deref()
+            .and_then(|t| expr::render_string(t, ctx).ok())
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .map(|m| Duration::from_secs_f64((m * 60.0).max(1.0)));
+
+        let mut cmd = tokio::process::Command::new(&program);
+        cmd.args(&args)
+            .current_dir(&dir)
+            .env_clear()
+            .envs(&env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let status = self.supervise(cmd, timeout).await?;
+        let _ = std::fs::remove_file(&script_path);
+
+        let outputs = files.read_outputs();
+        for (k, v) in files.read_env() {
+            self.env.insert(k, v);
+        }
+        for p in files.read_path() {
+            self.path.insert(0, p);
+        }
+        files.remove();
+        if status == 0 {
+            Ok(outputs)
+        } else {
+            Err(format!("the step exited with status {status}"))
+        }
+    }
+
+    /// Runs a step's process, streams its output into the log, and stops its
+    /// whole process group on cancel or timeout. Returns the exit status.
+    async fn supervise(
+        &mut self,
+        mut cmd: tokio::process::Command,
+        timeout: Option<Duration>,
+    ) -> Result<i32, String> {
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the step's shell: {e}"))?;
+        let pgid = child.id().map(|id| id as i32);
+        self.record_process(pgid).await;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err("the step's output pipes are missing".into());
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+        for pipe in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(pipe);
+                loop {
+                    let mut line = Vec::new();
+                    match reader.read_until(b'\n', &mut line).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {
+                            if tx.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let deadline = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let cancel = self.running.cancel.clone();
+        let mut stopped: Option<String> = None;
+        loop {
+            tokio::select! {
+                line = rx.recv() => match line {
+                    Some(line) => self.output_line(&String::from_utf8_lossy(&line)).await,
+                    None => break,
+                },
+                _ = cancel.cancelled(), if stopped.is_none() => {
+                    kill_group(pgid);
+                    stopped = Some("cancelled".into());
+                }
+                _ = &mut deadline, if stopped.is_none() => {
+                    kill_group(pgid);
+                    stopped = Some("the step exceeded its timeout-minutes".into());
+                }
+            }
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("cannot wait for the step: {e}"))?;
+        // Background children left by the step go with it.
+        kill_group(pgid);
+        self.record_process(None).await;
+        if let Some(why) = stopped {
+            return Err(why);
+        }
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    /// Remembers the step's process group in SQLite, so that a restart after a
+    /// crash can stop it.
+    async fn record_process(&self, pgid: Option<i32>) {
+        let job = self.job.id;
+        let result = self
+            .agent
+            .db(move |a| {
+                a.store
+                    .write(|tx| builds::set_job_process(tx, job, pgid, boot_time()))
+                    .map_err(anyhow::Error::from)
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(job = %job, "cannot record the step's process: {e:#}");
+        }
+    }
+
+    async fn output_line(&mut self, raw: &str) {
+        let line = raw.trim_end_matches(['\n', '\r']);
+        match output::parse(line) {
+            Some(Command::Mask(value)) => {
+                self.masker.add(&value);
+                self.log("::add-mask::***");
+            }
+            Some(Command::Annotate(mut annotation)) => {
+                annotation.message = self.masker.mask(&annotation.message);
+                annotation.log_line = Some(self.log(line) as i64);
+                let job = self.job.id;
+                let result = self
+                    .agent
+                    .db(move |a| {
+                        a.store
+                            .write(|tx| builds::add_annotation(tx, job, &annotation))
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!("cannot store annotation: {e:#}");
+                }
+            }
+            _ => {
+                self.log(line);
+            }
+        }
+    }
+}
+
+fn status_name(status: expr::Status) -> &'static str {
+    match status {
+        expr::Status::Success => "success",
+        expr::Status::Failure => "failure",
+        expr::Status::Cancelled => "cancelled",
+    }
+}
+
+fn uniq() -> String {
+    hangar_core::ids::EventId::new().to_string()
+}
+
+/// When the host booted (seconds since the epoch), to tell whether a stored
+/// process id still names the same process.
+pub fn boot_time() -> i64 {
+    #[cfg(target_os = "macos")]
+    {
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        let mut size = std::mem::size_of::<libc::timeval>();
+        // SAFETY: the name is NUL-terminated and the buffer is a timeval of the size passed.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                c"kern.boottime".as_ptr(),
+                (&mut tv as *mut libc::timeval).cast(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc == 0 { tv.tv_sec } else { 0 }
+    }
+    #[cfg(not(target_os = "macos"))]
+    {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+pub fn kill_group(pgid: Option<i32>) {
+    if let Some(pgid) = pgid.filter(|p| *p > 1) {
+        // SAFETY: killpg only sends a signal; a stale group id fails with ESRCH.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+}
+
+/// `shell:` → program, arguments (with `{0}` for the script) and script extension,
+/// as GitHub runs them.
+fn shell_command(shell: &str) -> Result<(String, Vec<String>, &'static str), String> {
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    Ok(match shell {
+        "bash" => (
+            "bash".into(),
+            owned(&["--noprofile", "--norc", "-eo", "pipefail", "{0}"]),
+            "sh",
+        ),
+        "sh" => ("sh".into(), owned(&["-e", "{0}"]), "sh"),
+        "python" => ("python3".into(), owned(&["{0}"]), "py"),
+        "zsh" => ("zsh".into(), owned(&["-e", "{0}"]), "sh"),
+        custom if custom.contains("{0}") => {
+            let mut parts = custom.split_whitespace().map(str::to_owned);
+            let program = parts.next().ok_or("empty shell")?;
+            (program, parts.collect(), "sh")
+        }
+        other => {
+            return Err(format!(
+                "unknown shell {other:?}: use bash, sh, zsh, python or a command with {{0}}"
+            ));
+        }
+    })
+}
+
+/// GitHub's default variables and the host basics (PATH, HOME, locale).
+fn base_env(run: &JobRun<'_>, files: &StepFiles) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for key in [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LC_ALL",
+        "SHELL",
+        "DEVELOPER_DIR",
+    ] {
+        if let Ok(value) = std::env::var(key) {
+            env.insert(key.to_owned(), value);
+        }
+    }
+    let github = &run.contexts["github"];
+    let field = |name: &str| match github {
+        Value::Object(map) => map.get(name).map(|v| v.to_string()).unwrap_or_default(),
+        _ => String::new(),
+    };
+    let fixed = [
+        ("CI", "true".to_owned()),
+        ("GITHUB_ACTIONS", "true".to_owned()),
+        ("HANGAR", "true".to_owned()),
+        ("GITHUB_SHA", run.sha.clone()),
+        ("GITHUB_REF", field("ref")),
+        ("GITHUB_REF_NAME", field("ref_name")),
+        ("GITHUB_REPOSITORY", field("repository")),
+        ("GITHUB_ACTOR", field("actor")),
+        ("GITHUB_EVENT_NAME", field("event_name")),
+        ("GITHUB_RUN_ID", run.job.build_id.to_string()),
+        ("GITHUB_RUN_NUMBER", field("run_number")),
+        ("GITHUB_JOB", run.spec.id.clone()),
+        ("GITHUB_WORKSPACE", run.workspace.display().to_string()),
+        ("GITHUB_SERVER_URL", run.agent.url.clone()),
+        ("GITHUB_OUTPUT", files.output.display().to_string()),
+        ("GITHUB_ENV", files.env.display().to_string()),
+        ("GITHUB_PATH", files.path.display().to_string()),
+        ("GITHUB_STEP_SUMMARY", files.summary.display().to_string()),
+        ("RUNNER_OS", runner_os().to_owned()),
+        ("RUNNER_ARCH", runner_arch().to_owned()),
+        ("RUNNER_NAME", "hangar".to_owned()),
+        ("RUNNER_TEMP", run.temp.display().to_string()),
+        ("TMPDIR", run.temp.display().to_string()),
+    ];
+    env.extend(fixed.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env
+}
+
+/// The per-step files behind `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_PATH`
+/// and `GITHUB_STEP_SUMMARY`.
+struct StepFiles {
+    output: PathBuf,
+    env: PathBuf,
+    path: PathBuf,
+    summary: PathBuf,
+}
+
+impl StepFiles {
+    fn create(dir: &Path, n: usize) -> std::io::Result<Self> {
+        let tag = format!("{n}-{}", uniq());
+        let files = Self {
+            output: dir.join(format!("output-{tag}")),
+            env: dir.join(format!("env-{tag}")),
+            path: dir.join(format!("path-{tag}")),
+            summary: dir.join(format!("summary-{tag}")),
+        };
+        for f in [&files.output, &files.env, &files.path, &files.summary] {
+            std::fs::write(f, "")?;
+        }
+        Ok(files)
+    }
+
+    fn read_outputs(&self) -> BTreeMap<String, String> {
+        parse_env_file(&std::fs::read_to_string(&self.output).unwrap_or_default())
+    }
+
+    fn read_env(&self) -> BTreeMap<String, String> {
+        parse_env_file(&std::fs::read_to_string(&self.env).unwrap_or_default())
+    }
+
+    fn read_path(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn remove(&self) {
+        for f in [&self.output, &self.env, &self.path, &self.summary] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// `KEY=value` lines and `KEY<<DELIM` ... `DELIM` blocks, as in GitHub's
+/// `GITHUB_OUTPUT` and `GITHUB_ENV` files.
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delimiter)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for next in lines.by_ref() {
+                if next == delimiter {
+                    break;
+                }
+                value.push(next);
+            }
+            out.insert(key.trim().to_owned(), value.join("\n"));
+        } else if let Some((key, value)) = line.split_once('=') {
+            out.insert(key.trim().to_owned(), value.to_owned());
+        }
+    }
+    out.retain(|k, _| !k.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_env_files_with_heredocs() {
+        let parsed = super::parse_env_file("a=1\nb<<EOF\nx\ny=z\nEOF\nc=3=4\n");
+        assert_eq!(parsed["a"], "1");
+        assert_eq!(parsed["b"], "x\ny=z");
+        assert_eq!(parsed["c"], "3=4");
+    }
+
+    #[test]
+    fn shells_follow_github() {
+        let (program, args, _) = super::shell_command("bash").unwrap();
+        assert_eq!(
+            (program.as_str(), args.join(" ").as_str()),
+            ("bash", "--noprofile --norc -eo pipefail {0}")
+        );
+        assert!(super::shell_command("fish").is_err());
+        assert_eq!(super::shell_command("perl {0}").unwrap().0, "perl");
+    }
+}

@@ -1,0 +1,354 @@
+//! Builds end to end: push a repository with workflows over HTTP and follow
+//! the build through the API, with real processes on the host.
+
+use std::time::{Duration, Instant};
+
+use hangar_tests::{Agent, commit_file, git, job_named, work_repo};
+
+/// The process group id a step wrote to `work/BUILD/pid`, once it has.
+fn step_pid(agent: &Agent) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(agent.data_dir().join("work"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|d| {
+                std::fs::read_to_string(d.path().join("pid"))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the step did not start: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The log of the first job of the newest build.
+fn running_log(agent: &Agent) -> String {
+    let (_, list) = agent.api("GET", "/api/v1/builds", None);
+    let Some(id) = list["items"][0]["id"].as_str() else {
+        return String::new();
+    };
+    let build = agent.build(id);
+    agent.job_log(&build, &build["jobs"][0])
+}
+
+/// Whether any process of the group is still running (zombies, which this
+/// sandbox's init may never reap, do not count).
+fn group_alive(pgid: i32) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                return false;
+            };
+            // Fields after the command name: state, ppid, pgrp, ...
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+        })
+}
+
+const CI: &str = r#"
+name: CI
+on: push
+jobs:
+  build:
+    runs-on: self-hosted
+    outputs:
+      greeting: ${{ steps.hello.outputs.greeting }}
+    steps:
+      - uses: actions/checkout@v4
+      - id: hello
+        run: |
+          echo "greeting=hi from $GITHUB_REF_NAME" >> "$GITHUB_OUTPUT"
+          echo "FOO=bar" >> "$GITHUB_ENV"
+          cat README.md
+      - run: echo "foo is $FOO, ci is $CI"
+      - run: echo "::error file=App/main.swift,line=3::broken thing"
+      - run: exit 3
+        continue-on-error: true
+  test:
+    needs: build
+    runs-on: self-hosted
+    strategy:
+      matrix:
+        n: [1, 2]
+    steps:
+      - run: echo "got ${{ needs.build.outputs.greeting }} n=${{ matrix.n }}"
+  fails:
+    runs-on: self-hosted
+    steps:
+      - run: exit 1
+      - if: failure()
+        run: echo "cleanup after failure"
+      - if: always()
+        run: echo "always runs"
+      - run: echo "never runs"
+"#;
+
+#[test]
+fn a_push_runs_its_workflow_on_the_host() {
+    let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "2")]);
+    agent.create_repo("acme/app", false);
+    let work = work_repo(&[
+        ("README.md", b"hello readme\n"),
+        (".github/workflows/ci.yml", CI.as_bytes()),
+    ]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/app"), "main"],
+    );
+
+    let builds = agent.wait_builds("acme/app", 1);
+    assert_eq!(builds.len(), 1);
+    let build = agent.build(builds[0]["id"].as_str().unwrap());
+    assert_eq!(build["status"], "failure", "{build:#}");
+    assert_eq!(build["workflow_name"], "CI");
+    assert_eq!(
+        build["sha"].as_str().unwrap(),
+        git(work.path(), &["rev-parse", "HEAD"])
+    );
+
+    let compile = job_named(&build, "build");
+    assert_eq!(compile["status"], "success", "{compile:#}");
+    let log = agent.job_log(&build, compile);
+    assert!(log.contains("hello readme"), "checkout worked: {log}");
+    assert!(log.contains("foo is bar, ci is true"), "{log}");
+    assert_eq!(compile["annotations"][0]["message"], "broken thing");
+    assert_eq!(compile["annotations"][0]["file"], "App/main.swift");
+    assert_eq!(compile["outputs"]["greeting"], "hi from main");
+    let steps: Vec<&str> = compile["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["success", "success", "success", "success", "failure"]
+    );
+
+    for n in [1, 2] {
+        let test = job_named(&build, &format!("test ({n})"));
+        assert_eq!(test["status"], "success");
+        assert!(
+            agent
+                .job_log(&build, test)
+                .contains(&format!("got hi from main n={n}"))
+        );
+    }
+
+    let fails = job_named(&build, "fails");
+    assert_eq!(fails["status"], "failure");
+    let log = agent.job_log(&build, fails);
+    assert!(
+        log.contains("cleanup after failure") && log.contains("always runs"),
+        "{log}"
+    );
+    assert!(!log.contains("never runs"));
+
+    // The CLI shows the same build.
+    let out = agent.cli(&["build", "list", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["status"], "failure");
+    let out = agent.cli(&[
+        "build",
+        "logs",
+        build["id"].as_str().unwrap(),
+        "--job",
+        "build",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("foo is bar"));
+}
+
+#[test]
+fn cancel_kills_the_step_and_timeouts_stop_it() {
+    let agent = Agent::start();
+    agent.create_repo("acme/slow", false);
+    let workflow = r#"
+on: push
+jobs:
+  slow:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          echo $$ > "$RUNNER_TEMP/../../pid"
+          sleep 300 &
+          echo started
+          wait
+"#;
+    let work = work_repo(&[(".github/workflows/slow.yml", workflow.as_bytes())]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/slow"), "main"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let build_id = loop {
+        let (_, list) = agent.api("GET", "/api/v1/builds", None);
+        if let Some(b) = list["items"]
+            .as_array()
+            .and_then(|a| a.first())
+            .filter(|b| b["status"] == "running")
+        {
+            let build = agent.build(b["id"].as_str().unwrap());
+            if agent.job_log(&build, &build["jobs"][0]).contains("started") {
+                break b["id"].as_str().unwrap().to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "build did not start: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pgid = step_pid(&agent);
+    assert!(group_alive(pgid));
+    let (status, _) = agent.api("POST", &format!("/api/v1/builds/{build_id}/cancel"), None);
+    assert_eq!(status, 202);
+    let builds = agent.wait_builds("acme/slow", 1);
+    assert_eq!(builds[0]["status"], "cancelled");
+    // The whole process group went, background `sleep` included.
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 300"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "sleep survived the cancel"
+    );
+    // Cancelling a finished build is a clear 409.
+    let (status, body) = agent.api("POST", &format!("/api/v1/builds/{build_id}/cancel"), None);
+    assert_eq!(status, 409, "{body}");
+
+    let timed = r#"
+on: push
+jobs:
+  slow:
+    runs-on: self-hosted
+    steps:
+      - run: sleep 200
+        timeout-minutes: ${{ 0.03 }}
+"#;
+    commit_file(work.path(), ".github/workflows/slow.yml", timed.as_bytes());
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/slow"), "main"],
+    );
+    let builds = agent.wait_builds("acme/slow", 2);
+    let build = agent.build(builds[0]["id"].as_str().unwrap());
+    assert_eq!(build["status"], "failure", "{build:#}");
+    assert!(agent.job_log(&build, &build["jobs"][0]).contains("timeout"));
+}
+
+#[test]
+fn invalid_workflows_are_reported_and_others_still_run() {
+    let agent = Agent::start();
+    agent.create_repo("acme/mixed", false);
+    let good =
+        "on: push\njobs:\n  ok:\n    runs-on: self-hosted\n    steps:\n      - run: echo fine\n";
+    let bad = "on: push\njobs:\n  broken:\n    runs-on: self-hosted\n    steps:\n      - run: echo ${{ nope(\n";
+    let work = work_repo(&[
+        (".github/workflows/good.yml", good.as_bytes()),
+        (".github/workflows/bad.yml", bad.as_bytes()),
+    ]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/mixed"), "main"],
+    );
+    let builds = agent.wait_builds("acme/mixed", 2);
+    let by_file = |f: &str| {
+        builds
+            .iter()
+            .find(|b| b["workflow_file"].as_str().unwrap().ends_with(f))
+            .unwrap()
+    };
+    assert_eq!(by_file("good.yml")["status"], "success");
+    assert_eq!(by_file("bad.yml")["status"], "invalid");
+    assert!(
+        by_file("bad.yml")["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad.yml:"),
+        "{}",
+        by_file("bad.yml")
+    );
+}
+
+#[test]
+fn sigkill_mid_build_resumes_after_restart() {
+    let mut agent = Agent::start();
+    agent.create_repo("acme/crash", false);
+    // The first attempt hangs; the second (after the restart) finishes.
+    let workflow = r#"
+on: push
+jobs:
+  j:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          if [ -f "$RUNNER_TEMP/../../attempted" ]; then echo finished; exit 0; fi
+          touch "$RUNNER_TEMP/../../attempted"
+          echo $$ > "$RUNNER_TEMP/../../pid"
+          echo waiting
+          sleep 300
+"#;
+    let work = work_repo(&[(".github/workflows/w.yml", workflow.as_bytes())]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/crash"), "main"],
+    );
+    let pgid = step_pid(&agent);
+    // Output is read once the agent has recorded the step's process group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !agent
+        .api("GET", "/api/v1/builds", None)
+        .1
+        .to_string()
+        .contains("running")
+        || !running_log(&agent).contains("waiting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the step did not print: {}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    agent.kill();
+    assert!(group_alive(pgid), "SIGKILL leaves the step running");
+    agent.restart();
+    let builds = agent.wait_builds("acme/crash", 1);
+    assert!(
+        !group_alive(pgid),
+        "the restarted agent stops what the crashed one left running: {}",
+        agent.log()
+    );
+    let build = agent.build(builds[0]["id"].as_str().unwrap());
+    assert_eq!(build["status"], "success", "{build:#}");
+    assert_eq!(build["jobs"][0]["attempt"], 2);
+    assert!(
+        agent
+            .job_log(&build, &build["jobs"][0])
+            .contains("finished")
+    );
+}
