@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod repos;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
 
@@ -16,7 +17,13 @@ use std::time::Duration;
 pub use rusqlite::{Connection, Error as SqlError, Transaction};
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_ssh_keys",
+        include_str!("migrations/0002_ssh_keys.sql"),
+    ),
+];
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
