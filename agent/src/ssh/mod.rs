@@ -3,7 +3,7 @@
 //! `git-upload-archive` only. It never offers a shell, a terminal,
 //! environment variables besides GIT_PROTOCOL, or any kind of forwarding.
 
-pub mod command;
+mod command;
 mod exec;
 mod session;
 

@@ -185,13 +185,21 @@ impl russh::server::Handler for Connection {
         let Some(pending) = self.channels.get_mut(&channel) else {
             return session.channel_failure(channel);
         };
-        if name == "GIT_PROTOCOL"
-            && let Some(protocol) = service::protocol(Some(value))
-        {
-            pending.protocol = Some(protocol.to_owned());
-            return session.channel_success(channel);
-        }
-        if !is_locale(name) && pending.refused.is_none() {
+        if name == "GIT_PROTOCOL" {
+            match service::protocol(Some(value)) {
+                Some(protocol) => {
+                    pending.protocol = Some(protocol.to_owned());
+                    return session.channel_success(channel);
+                }
+                None if pending.refused.is_none() => {
+                    pending.refused = Some(
+                        "hangar: GIT_PROTOCOL must look like `version=2` (key=value items joined by `:`)"
+                            .to_owned(),
+                    );
+                }
+                None => {}
+            }
+        } else if !is_locale(name) && pending.refused.is_none() {
             pending.refused = Some(format!(
                 "hangar: environment variable {} is not accepted; only GIT_PROTOCOL is",
                 name.escape_debug().take(64).collect::<String>()
