@@ -30,6 +30,23 @@ pub struct Agent {
     pub started: Instant,
     /// The URL local clients use (what `agent.json` holds).
     pub url: String,
+    /// The SSH server, unless turned off with `no_ssh`.
+    pub ssh: Option<SshEndpoint>,
+}
+
+/// Where git over SSH is served and the host key clients should see.
+#[derive(Debug, Clone)]
+pub struct SshEndpoint {
+    pub addr: SocketAddr,
+    /// `SHA256:...` of the host key.
+    pub fingerprint: String,
+}
+
+impl SshEndpoint {
+    /// `ssh://git@HOST:PORT`, the prefix of SSH clone URLs, for local clients.
+    pub fn url(&self) -> String {
+        local_url("ssh://git@", self.addr)
+    }
 }
 
 impl Agent {
@@ -51,11 +68,13 @@ impl Agent {
 pub struct Running {
     pub agent: Arc<Agent>,
     pub http_addr: SocketAddr,
+    pub ssh_addr: Option<SocketAddr>,
     /// The admin token, when this start created it (first run).
     pub first_run_token: Option<String>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
+    ssh_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -72,6 +91,10 @@ impl Running {
         self.agent.builds.stop.cancel();
         let _ = self.scheduler.await;
         self.agent.builds.wait_idle(Duration::from_secs(5)).await;
+        if let Some(ssh) = self.ssh_server {
+            // The SSH server applies the same grace to its sessions itself.
+            let _ = ssh.await;
+        }
         self.agent.maintenance.shutdown().await;
     }
 }
@@ -91,8 +114,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         )
     })?;
     let http_addr = listener.local_addr()?;
-    let url = local_url(http_addr);
-    let first_run_token = bootstrap(&store, &data, &url)?;
+    let url = local_url("http://", http_addr);
+    let ssh = if config.settings.no_ssh {
+        None
+    } else {
+        let listener = bind(config.settings.ssh).with_context(|| {
+            format!(
+                "cannot listen for SSH on {} (use --ssh to pick another address, or --no-ssh)",
+                config.settings.ssh
+            )
+        })?;
+        let host_key = crate::ssh::host_key(&data.root().join("ssh_host_ed25519_key"))?;
+        let endpoint = SshEndpoint {
+            addr: listener.local_addr()?,
+            fingerprint: crate::ssh::fingerprint(&host_key),
+        };
+        Some((listener, host_key, endpoint))
+    };
+    let ssh_addr = ssh.as_ref().map(|(_, _, e)| e.addr.to_string());
+    let first_run_token = bootstrap(&store, &data, &url, ssh_addr.as_deref())?;
 
     let agent = Arc::new(Agent {
         maintenance: Maintenance::start(config.settings.maintenance),
@@ -102,6 +142,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         settings: config.settings,
         started: Instant::now(),
         url,
+        ssh: ssh.as_ref().map(|(_, _, e)| e.clone()),
     });
 
     let scheduler = crate::build::scheduler::start(agent.clone());
@@ -111,13 +152,23 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let _ = stopped.wait_for(|stop| *stop).await;
     });
     let server = tokio::spawn(server.run());
+    let ssh_server = ssh.map(|(listener, host_key, _)| {
+        tokio::spawn(crate::ssh::serve(
+            agent.clone(),
+            listener,
+            host_key,
+            stop.subscribe(),
+        ))
+    });
     Ok(Running {
+        ssh_addr: agent.ssh.as_ref().map(|e| e.addr),
         agent,
         http_addr,
         first_run_token,
         stop,
         server,
         scheduler,
+        ssh_server,
     })
 }
 
@@ -135,16 +186,17 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(1024)
 }
 
-fn local_url(addr: SocketAddr) -> String {
+/// `scheme` + the address local clients use: loopback for wildcard addresses.
+fn local_url(scheme: &str, addr: SocketAddr) -> String {
     let ip = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
         addr.ip().to_string()
     };
     if addr.is_ipv6() && !addr.ip().is_unspecified() {
-        format!("http://[{ip}]:{}", addr.port())
+        format!("{scheme}[{ip}]:{}", addr.port())
     } else {
-        format!("http://{ip}:{}", addr.port())
+        format!("{scheme}{ip}:{}", addr.port())
     }
 }
 
@@ -160,15 +212,20 @@ fn create_private_dir(path: &std::path::Path) -> anyhow::Result<()> {
 /// On first run: an admin user and token. Whenever `agent.json` is missing (or
 /// names another address): a fresh local token for it, so the CLI and the
 /// desktop app can find the agent.
-fn bootstrap(store: &Store, data: &DataDir, url: &str) -> anyhow::Result<Option<String>> {
+fn bootstrap(
+    store: &Store,
+    data: &DataDir,
+    url: &str,
+    ssh: Option<&str>,
+) -> anyhow::Result<Option<String>> {
     let existing = read_agent_file(data);
     if let Some(file) = &existing
         && store
             .read(|c| tokens::authenticate(c, &file.token))?
             .is_some()
     {
-        if file.url != url {
-            write_agent_file(data, url, &file.token)?;
+        if file.url != url || file.ssh.as_deref() != ssh {
+            write_agent_file(data, url, ssh, &file.token)?;
         }
         return Ok(None);
     }
@@ -184,7 +241,7 @@ fn bootstrap(store: &Store, data: &DataDir, url: &str) -> anyhow::Result<Option<
         let (_, secret) = tokens::create(tx, admin.id, "local (agent.json)")?;
         Ok::<_, hangar_core::store::StoreError>((first_run, secret))
     })?;
-    write_agent_file(data, url, &secret)?;
+    write_agent_file(data, url, ssh, &secret)?;
     Ok(first_run.then_some(secret))
 }
 
@@ -193,6 +250,9 @@ fn bootstrap(store: &Store, data: &DataDir, url: &str) -> anyhow::Result<Option<
 pub struct AgentFile {
     pub url: String,
     pub token: String,
+    /// The SSH server's `ADDRESS:PORT`, when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
 }
 
 pub fn read_agent_file(data: &DataDir) -> Option<AgentFile> {
@@ -200,7 +260,12 @@ pub fn read_agent_file(data: &DataDir) -> Option<AgentFile> {
     serde_json::from_str(&text).ok()
 }
 
-fn write_agent_file(data: &DataDir, url: &str, token: &str) -> anyhow::Result<()> {
+fn write_agent_file(
+    data: &DataDir,
+    url: &str,
+    ssh: Option<&str>,
+    token: &str,
+) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let path = data.agent_file();
@@ -208,6 +273,7 @@ fn write_agent_file(data: &DataDir, url: &str, token: &str) -> anyhow::Result<()
     let body = serde_json::to_string_pretty(&AgentFile {
         url: url.to_owned(),
         token: token.to_owned(),
+        ssh: ssh.map(str::to_owned),
     })?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -227,11 +293,11 @@ mod tests {
     #[test]
     fn local_url_uses_loopback_for_wildcards() {
         assert_eq!(
-            super::local_url("0.0.0.0:7070".parse().unwrap()),
+            super::local_url("http://", "0.0.0.0:7070".parse().unwrap()),
             "http://127.0.0.1:7070"
         );
         assert_eq!(
-            super::local_url("[::1]:80".parse().unwrap()),
+            super::local_url("http://", "[::1]:80".parse().unwrap()),
             "http://[::1]:80"
         );
     }

@@ -7,5 +7,6 @@ pub mod build;
 pub mod cli;
 pub mod git;
 pub mod http;
+pub mod ssh;
 
 pub use agent::{Agent, Config, Running, start};

@@ -25,6 +25,12 @@ pub struct Settings {
     pub max_log_mb: u64,
     /// Keep job workspaces after the job (for debugging).
     pub keep_workspaces: bool,
+    /// Address of the SSH server (git over SSH).
+    pub ssh: SocketAddr,
+    /// Turns the SSH server off.
+    pub no_ssh: bool,
+    /// Most SSH connections served at once; more are refused until one ends.
+    pub ssh_max_sessions: usize,
 }
 
 impl Default for Settings {
@@ -37,6 +43,9 @@ impl Default for Settings {
             host_slots: 1,
             max_log_mb: 50,
             keep_workspaces: false,
+            ssh: SocketAddr::from(([0, 0, 0, 0], 2222)),
+            no_ssh: false,
+            ssh_max_sessions: 64,
         }
     }
 }
@@ -137,6 +146,22 @@ impl Settings {
                 self.maintenance =
                     parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
             }
+            "ssh" => {
+                self.ssh = value
+                    .parse()
+                    .map_err(|_| bad("expected ADDRESS:PORT, e.g. 0.0.0.0:2222".into()))?
+            }
+            "no_ssh" => {
+                self.no_ssh =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
+            }
+            "ssh_max_sessions" => {
+                self.ssh_max_sessions = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("expected a whole number above 0".into()))?
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -199,5 +224,22 @@ mod tests {
         assert!(err.to_string().contains("ADDRESS:PORT"), "{err}");
         let err = Settings::default().set("colour", "red").unwrap_err();
         assert!(matches!(err, ConfigError::UnknownKey(_)));
+        let err = Settings::default()
+            .set("ssh_max_sessions", "0")
+            .unwrap_err();
+        assert!(err.to_string().contains("above 0"), "{err}");
+    }
+
+    #[test]
+    fn ssh_settings() {
+        let mut s = Settings::default();
+        assert_eq!(s.ssh.port(), 2222);
+        s.set("ssh", "127.0.0.1:0").unwrap();
+        s.set("no_ssh", "yes").unwrap();
+        s.set("ssh_max_sessions", "5").unwrap();
+        assert_eq!(
+            (s.ssh.to_string().as_str(), s.no_ssh, s.ssh_max_sessions),
+            ("127.0.0.1:0", true, 5)
+        );
     }
 }

@@ -84,6 +84,10 @@ ulid_id!(
     /// A recorded event (push, ...).
     EventId
 );
+ulid_id!(
+    /// A user's SSH public key.
+    SshKeyId
+);
 
 ulid_id!(
     /// A build: one workflow run for one event.

@@ -26,6 +26,8 @@ pub struct Agent {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub token: String,
+    /// The SSH server's port (the agent runs it on loopback).
+    pub ssh_port: u16,
     child: Option<Child>,
     http: reqwest::blocking::Client,
 }
@@ -42,6 +44,7 @@ impl Agent {
             dir,
             url: String::new(),
             token: String::new(),
+            ssh_port: 0,
             child: None,
             http: reqwest::blocking::Client::new(),
         };
@@ -61,11 +64,18 @@ impl Agent {
             .open(self.data_dir().join("agent.log"))
             .expect("log file");
         let mut cmd = Command::new(hangar_bin());
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-            .arg(self.data_dir())
-            .env("HANGAR_LOG", "info,hangar_agent=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+        cmd.args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--ssh",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(self.data_dir())
+        .env("HANGAR_LOG", "info,hangar_agent=debug")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -89,6 +99,11 @@ impl Agent {
             {
                 self.url = file["url"].as_str().unwrap_or_default().to_owned();
                 self.token = file["token"].as_str().unwrap_or_default().to_owned();
+                self.ssh_port = file["ssh"]
+                    .as_str()
+                    .and_then(|a| a.rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse().ok())
+                    .unwrap_or_default();
                 if self
                     .http
                     .get(format!("{}/healthz", self.url))
@@ -227,6 +242,24 @@ impl Agent {
             .expect("run the CLI")
     }
 
+    /// `ssh://` clone URL of a repository on this agent's SSH server.
+    pub fn ssh_url(&self, repo: &str) -> String {
+        format!("ssh://git@127.0.0.1:{}/{repo}.git", self.ssh_port)
+    }
+
+    /// A fresh ed25519 key pair, added through the API for the owner of `token`.
+    pub fn ssh_client(&self, token: &str) -> SshClient {
+        let client = SshClient::new(self.ssh_port);
+        let (status, body) = self.api_as(
+            Some(token),
+            "POST",
+            "/api/v1/keys",
+            Some(serde_json::json!({ "key": client.public_key() })),
+        );
+        assert_eq!(status, 201, "{body}");
+        client
+    }
+
     /// The bare repository on disk.
     pub fn repo_path(&self, repo: &str) -> PathBuf {
         self.data_dir().join("repos").join(format!("{repo}.git"))
@@ -293,6 +326,117 @@ pub fn job_named<'a>(build: &'a Value, name: &str) -> &'a Value {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The real OpenSSH client with its own key and known-hosts file, and no
+/// user config or agent.
+pub struct SshClient {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl SshClient {
+    /// A client with a new key that no agent knows yet.
+    pub fn new(port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@hangar", "-f"])
+            .arg(dir.path().join("id_ed25519"))
+            .output()
+            .expect("run ssh-keygen (install openssh-client)");
+        assert!(out.status.success(), "{out:?}");
+        Self { dir, port }
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.path().join("id_ed25519")
+    }
+
+    pub fn public_key(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("id_ed25519.pub")).expect("public key")
+    }
+
+    /// The options every call uses: this key only, a private known-hosts file
+    /// (the first host key is accepted, then strictly checked), no prompts.
+    pub fn options(&self) -> Vec<String> {
+        let known = self.dir.path().join("known_hosts");
+        let checking = if known.exists() {
+            "StrictHostKeyChecking=yes"
+        } else {
+            "StrictHostKeyChecking=accept-new"
+        };
+        [
+            "-F",
+            "/dev/null",
+            "-p",
+            &self.port.to_string(),
+            "-i",
+            &self.key().display().to_string(),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "IdentityAgent=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("UserKnownHostsFile={}", known.display()),
+            "-o",
+            checking,
+            "-o",
+            // One known-hosts entry whatever the (ephemeral) port.
+            "HostKeyAlias=hangar-test",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// `GIT_SSH_COMMAND` for git.
+    pub fn command_line(&self) -> String {
+        format!("ssh {}", self.options().join(" "))
+    }
+
+    /// Runs `ssh [extra...] git@127.0.0.1 [args...]` with stdin from `input`.
+    pub fn run(&self, extra: &[&str], args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new("ssh")
+            .args(self.options())
+            .args(extra)
+            .arg("git@127.0.0.1")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ssh");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        child.wait_with_output().expect("ssh output")
+    }
+
+    /// git in `dir` over this client, whatever the exit status.
+    pub fn git_output(&self, dir: &Path, args: &[&str]) -> Output {
+        git_command(dir)
+            .env("GIT_SSH_COMMAND", self.command_line())
+            .args(args)
+            .output()
+            .expect("run git")
+    }
+
+    /// git in `dir` over this client, asserting success; returns stdout.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_output(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?} over ssh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The client commands: status, repo, token, user.
+//! The client commands: status, repo, token, key, user.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -57,6 +57,24 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a public key (an OpenSSH `.pub` file, or `-` for stdin).
+    Add {
+        /// The public key file [default: ~/.ssh/id_ed25519.pub, id_ecdsa.pub or id_rsa.pub].
+        file: Option<String>,
+        /// A label for the key [default: the key's comment].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your keys.
+    List(JsonFlag),
+    /// Remove a key by id.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user (admin, member or reader) with a first token.
     Create {
@@ -76,6 +94,7 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Status(f) => status(client, f.json).await,
         Command::Repo(c) => repo(client, c).await,
         Command::Token(c) => token(client, c).await,
+        Command::Key(c) => key(client, c).await,
         Command::User(c) => user(client, c).await,
         Command::Build(c) => super::builds::run(client, c).await,
     }
@@ -110,6 +129,13 @@ async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
     println!("  data dir   {}", s(&v["data_dir"]));
     println!("  repos      {}", s(&v["repos"]));
     println!("  users      {}", s(&v["users"]));
+    match v["ssh_url"].as_str() {
+        Some(url) => {
+            println!("  ssh        {url}");
+            println!("  host key   {}", s(&v["ssh_host_key_fingerprint"]));
+        }
+        None => println!("  ssh        off"),
+    }
     println!(
         "  signed in  {} ({})",
         s(&v["you"]["name"]),
@@ -280,6 +306,103 @@ async fn token(client: &Client, command: TokenCommand) -> anyhow::Result<()> {
                 .call(Method::DELETE, &format!("/tokens/{id}"), None)
                 .await?;
             println!("Revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// The public key text from `file`, stdin (`-`), or the usual files in ~/.ssh.
+fn read_public_key(file: Option<&str>) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let limit = hangar_core::store::ssh_keys::MAX_KEY_TEXT as u64 + 1;
+    let path = match file {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .take(limit)
+                .read_to_string(&mut text)
+                .context("cannot read the key from stdin")?;
+            return Ok(text);
+        }
+        Some(path) => std::path::PathBuf::from(path),
+        None => {
+            let home = std::env::var_os("HOME").context("HOME is not set; name the key file")?;
+            let ssh = std::path::Path::new(&home).join(".ssh");
+            ["id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub"]
+                .iter()
+                .map(|name| ssh.join(name))
+                .find(|p| p.exists())
+                .with_context(|| {
+                    format!(
+                        "no public key in {}; make one with `ssh-keygen -t ed25519` or name the file",
+                        ssh.display()
+                    )
+                })?
+        }
+    };
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .take(limit)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text)
+}
+
+async fn key(client: &Client, command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Add { file, name, json } => {
+            let text = read_public_key(file.as_deref())?;
+            let v = client
+                .call(
+                    Method::POST,
+                    "/keys",
+                    Some(json!({ "key": text, "name": name })),
+                )
+                .await?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "Added {} key {} ({}) as {}",
+                s(&v["algorithm"]),
+                s(&v["name"]),
+                s(&v["fingerprint"]),
+                s(&v["id"])
+            );
+        }
+        KeyCommand::List(f) => {
+            let v = client.get("/keys").await?;
+            if f.json {
+                return print_json(&v["items"]);
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|k| {
+                    vec![
+                        s(&k["id"]),
+                        s(&k["name"]),
+                        s(&k["algorithm"]),
+                        s(&k["fingerprint"]),
+                        s(&k["last_used_at"]),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!("No SSH keys yet. Add one with `hangar key add ~/.ssh/id_ed25519.pub`.");
+                return Ok(());
+            }
+            table::print(&["ID", "NAME", "TYPE", "FINGERPRINT", "LAST USED"], &rows);
+        }
+        KeyCommand::Remove { id } => {
+            let id: hangar_core::ids::SshKeyId =
+                id.parse().context("see `hangar key list` for key ids")?;
+            client
+                .call(Method::DELETE, &format!("/keys/{id}"), None)
+                .await?;
+            println!("Removed {id}");
         }
     }
     Ok(())

@@ -49,6 +49,9 @@ pub enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Add, list and remove SSH public keys for git over SSH.
+    #[command(subcommand)]
+    Key(commands::KeyCommand),
     /// Create and list users (admin).
     #[command(subcommand)]
     User(commands::UserCommand),

@@ -12,6 +12,12 @@ pub struct ServeArgs {
     /// Address for HTTP (API, git, UI) [default: 0.0.0.0:7070, or `http` in config.toml].
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<String>,
+    /// Address for git over SSH [default: 0.0.0.0:2222, or `ssh` in config.toml].
+    #[arg(long, value_name = "ADDR:PORT", conflicts_with = "no_ssh")]
+    ssh: Option<String>,
+    /// Do not serve git over SSH.
+    #[arg(long)]
+    no_ssh: bool,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -26,6 +32,12 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     let mut settings = Settings::load(&DataDir::new(&data_dir).config_file(), std::env::vars())?;
     if let Some(http) = &args.http {
         settings.set("http", http)?;
+    }
+    if let Some(ssh) = &args.ssh {
+        settings.set("ssh", ssh)?;
+    }
+    if args.no_ssh {
+        settings.no_ssh = true;
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),
@@ -45,6 +57,15 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
         tracing::info!(
             "clone on the LAN: git clone http://{}:{port}/OWNER/NAME.git",
             hostname()
+        );
+    }
+    if let Some(ssh) = &running.agent.ssh {
+        tracing::info!(
+            "git over SSH on {}: git clone ssh://git@{}:{}/OWNER/NAME.git (host key {})",
+            ssh.addr,
+            hostname(),
+            ssh.addr.port(),
+            ssh.fingerprint
         );
     }
     println!(

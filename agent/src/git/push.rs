@@ -1,8 +1,15 @@
 //! The command list at the start of a receive-pack request (`old new ref`
-//! lines), and which of those updates took effect.
+//! lines), and recording which of those updates took effect.
 
+use std::path::Path;
+use std::sync::Arc;
+
+use hangar_core::ids::UserId;
 use hangar_core::pktline::{self, Packet};
-use hangar_core::store::events::RefUpdate;
+use hangar_core::store::events::{self, RefUpdate};
+use hangar_core::store::repos::Repo;
+
+use crate::agent::Agent;
 
 /// Most ref updates one push may carry.
 pub const MAX_COMMANDS: usize = 10_000;
@@ -81,6 +88,55 @@ fn parse_update(line: &[u8]) -> Result<RefUpdate, CommandError> {
 /// True for the all-zero object name git uses for "no object".
 pub fn is_null(oid: &str) -> bool {
     oid.bytes().all(|b| b == b'0')
+}
+
+/// After git receive-pack has run: records a push event with the updates that
+/// actually moved (git may have refused some), points HEAD at a pushed branch
+/// if it dangles, and asks for maintenance. Runs before the client hears the
+/// result, so an acknowledged push is always recorded.
+pub async fn record(
+    agent: &Arc<Agent>,
+    actor: Option<UserId>,
+    repo: &Repo,
+    path: &Path,
+    updates: Vec<RefUpdate>,
+) -> anyhow::Result<()> {
+    let check = path.to_owned();
+    let applied = tokio::task::spawn_blocking(move || {
+        updates
+            .into_iter()
+            .filter(|u| {
+                let now = crate::git::read::ref_target(&check, &u.name).ok().flatten();
+                match now {
+                    Some(now) => now == u.new,
+                    None => is_null(&u.new),
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let branches: Vec<String> = applied
+        .iter()
+        .filter(|u| u.name.starts_with("refs/heads/") && !is_null(&u.new))
+        .map(|u| u.name.clone())
+        .collect();
+    let repo_id = repo.id;
+    let count = applied.len();
+    agent
+        .db(move |a| {
+            a.store
+                .write(|tx| events::record_push(tx, repo_id, actor, &applied))
+                .map_err(anyhow::Error::from)
+        })
+        .await?;
+    tracing::info!(repo = %repo.name, updates = count, "push recorded");
+    agent.builds.wake();
+    crate::git::repos::fix_head(path, &branches).await?;
+    agent.maintenance.request(path);
+    Ok(())
 }
 
 #[cfg(test)]

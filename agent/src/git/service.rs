@@ -1,4 +1,5 @@
-//! Spawning `git upload-pack` / `git receive-pack` for one request.
+//! Spawning `git upload-pack` / `git receive-pack` / `git upload-archive`
+//! for one request, over HTTP or SSH.
 //!
 //! The pack protocol is C git's job; the agent only moves bytes between the
 //! client and the child.
@@ -6,28 +7,37 @@
 use std::path::Path;
 use std::process::Stdio;
 
-/// The pack services a client may ask for.
+/// The git services a client may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     UploadPack,
     ReceivePack,
+    /// `git archive --remote`; SSH only, as git's own HTTP backend has no such service.
+    UploadArchive,
 }
 
 impl Service {
-    /// From the `service=` query or the URL path (`git-upload-pack`).
+    /// From a program name (`git-upload-pack`), as SSH commands name it.
     pub fn parse(name: &str) -> Option<Self> {
         match name {
             "git-upload-pack" => Some(Service::UploadPack),
             "git-receive-pack" => Some(Service::ReceivePack),
+            "git-upload-archive" => Some(Service::UploadArchive),
             _ => None,
         }
     }
 
-    /// `upload-pack` or `receive-pack`.
+    /// From the `service=` query or the URL path of smart HTTP.
+    pub fn parse_http(name: &str) -> Option<Self> {
+        Self::parse(name).filter(|s| *s != Service::UploadArchive)
+    }
+
+    /// `upload-pack`, `receive-pack` or `upload-archive`.
     pub fn name(self) -> &'static str {
         match self {
             Service::UploadPack => "upload-pack",
             Service::ReceivePack => "receive-pack",
+            Service::UploadArchive => "upload-archive",
         }
     }
 
@@ -48,19 +58,37 @@ pub fn protocol(header: Option<&str>) -> Option<&str> {
     })
 }
 
+/// How the service talks to its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP `info/refs`: the ref advertisement only.
+    Advertise,
+    /// HTTP POST: one request, one response.
+    StatelessRpc,
+    /// SSH: one long conversation over stdin and stdout.
+    Session,
+}
+
 /// A command for `service` on the bare repository at `repo` (an absolute,
-/// validated path). `advertise` asks for the ref advertisement only.
+/// validated path).
 pub fn command(
     service: Service,
     repo: &Path,
     protocol: Option<&str>,
-    advertise: bool,
+    mode: Mode,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("git");
-    cmd.arg(service.name()).arg("--stateless-rpc");
-    if advertise {
-        cmd.arg("--advertise-refs");
+    cmd.arg(service.name());
+    match mode {
+        Mode::Advertise => {
+            cmd.arg("--stateless-rpc").arg("--advertise-refs");
+        }
+        Mode::StatelessRpc => {
+            cmd.arg("--stateless-rpc");
+        }
+        Mode::Session => {}
     }
+    // The path is absolute, so it can never read as an option.
     cmd.arg(repo);
     cmd.env_remove("GIT_DIR")
         .env_remove("GIT_CONFIG_PARAMETERS")
@@ -89,5 +117,18 @@ mod tests {
         assert_eq!(protocol(Some("version=2\nX=1")), None);
         assert_eq!(protocol(Some("")), None);
         assert_eq!(protocol(None), None);
+    }
+
+    #[test]
+    fn upload_archive_is_not_an_http_service() {
+        assert_eq!(
+            Service::parse("git-upload-archive"),
+            Some(Service::UploadArchive)
+        );
+        assert_eq!(Service::parse_http("git-upload-archive"), None);
+        assert_eq!(
+            Service::parse_http("git-receive-pack"),
+            Some(Service::ReceivePack)
+        );
     }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use hangar_core::ids::TokenId;
+use hangar_core::ids::{SshKeyId, TokenId};
 use hangar_core::repo_name::RepoName;
 use hangar_core::store::users::{self, Role};
-use hangar_core::store::{events, repos, tokens};
+use hangar_core::store::{events, repos, ssh_keys, tokens};
 use serde::Deserialize;
 use warp::Filter;
 use warp::http::StatusCode;
@@ -89,6 +89,26 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .then(revoke_token);
+    let list_keys = base()
+        .and(warp::path!("keys"))
+        .and(warp::get())
+        .and(a.clone())
+        .and(who.clone())
+        .and(warp::query::<KeyQuery>())
+        .then(list_keys);
+    let add_key = base()
+        .and(warp::path!("keys"))
+        .and(warp::post())
+        .and(a.clone())
+        .and(who.clone())
+        .and(json_body())
+        .then(add_key);
+    let remove_key = base()
+        .and(warp::path!("keys" / String))
+        .and(warp::delete())
+        .and(a.clone())
+        .and(who.clone())
+        .then(remove_key);
     let list_users = base()
         .and(warp::path!("users"))
         .and(warp::get())
@@ -119,6 +139,12 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(create_token)
         .unify()
         .or(revoke_token)
+        .unify()
+        .or(list_keys)
+        .unify()
+        .or(add_key)
+        .unify()
+        .or(remove_key)
         .unify()
         .or(list_users)
         .unify()
@@ -172,6 +198,9 @@ async fn status(agent: Arc<Agent>, caller: Caller) -> ApiResult {
             "version": env!("CARGO_PKG_VERSION"),
             "url": agent.url,
             "http": agent.settings.http.to_string(),
+            "ssh": agent.ssh.as_ref().map(|s| s.addr.to_string()),
+            "ssh_url": agent.ssh.as_ref().map(|s| s.url()),
+            "ssh_host_key_fingerprint": agent.ssh.as_ref().map(|s| s.fingerprint.clone()),
             "uptime_secs": agent.started.elapsed().as_secs(),
             "data_dir": agent.data.root().display().to_string(),
             "repos": counts.0,
@@ -207,6 +236,9 @@ pub(super) async fn find_repo(
 fn repo_json(agent: &Agent, repo: &repos::Repo) -> serde_json::Value {
     let mut value = serde_json::to_value(repo).unwrap_or_default();
     value["clone_url"] = format!("{}/{}.git", agent.url, repo.name).into();
+    if let Some(ssh) = &agent.ssh {
+        value["ssh_clone_url"] = format!("{}/{}.git", ssh.url(), repo.name).into();
+    }
     value
 }
 
@@ -454,6 +486,93 @@ async fn revoke_token(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResul
         }
         _ => Err(ApiError::not_found(format!("token {id} not found"))),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct KeyQuery {
+    /// `?all=true`: every user's keys (admins only).
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_keys(agent: Arc<Agent>, caller: Caller, query: KeyQuery) -> ApiResult {
+    let user = if query.all {
+        caller.require_admin()?;
+        None
+    } else {
+        Some(caller.require()?.id)
+    };
+    let list = agent
+        .db(move |a| {
+            a.store
+                .read(|c| ssh_keys::list(c, user))
+                .map_err(ApiError::from)
+        })
+        .await?;
+    json_reply(StatusCode::OK, &serde_json::json!({ "items": list }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    /// The OpenSSH public key line (`ssh-ed25519 AAAA... comment`).
+    key: String,
+    /// A label; the key's comment when absent.
+    name: Option<String>,
+}
+
+async fn add_key(agent: Arc<Agent>, caller: Caller, body: NewKey) -> ApiResult {
+    let user = caller.require()?.clone();
+    let parsed = ssh_keys::parse(&body.key).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = match body.name {
+        Some(name) => name,
+        None if !parsed.comment.trim().is_empty() => parsed.comment.chars().take(100).collect(),
+        None => format!("{} key", parsed.algorithm),
+    };
+    check_label("key name", &name)?;
+    let created = agent
+        .db(move |a| {
+            a.store.write(|tx| {
+                if let Some(existing) = ssh_keys::by_fingerprint(tx, &parsed.fingerprint)? {
+                    return Ok(Err(existing));
+                }
+                Ok::<_, ApiError>(Ok(ssh_keys::create(tx, &user, &name, &parsed)?))
+            })
+        })
+        .await?;
+    match created {
+        Ok(key) => json_reply(StatusCode::CREATED, &key),
+        Err(existing) => Err(ApiError::conflict(format!(
+            "this key ({}) is already added{}; a key can belong to one user only",
+            existing.fingerprint,
+            if existing.user_id == caller.require()?.id {
+                format!(" as {}", existing.id)
+            } else {
+                " by another user".to_owned()
+            }
+        ))),
+    }
+}
+
+async fn remove_key(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    let user = caller.require()?.clone();
+    let id: SshKeyId = id
+        .parse()
+        .map_err(|e: hangar_core::ids::InvalidId| ApiError::bad_request(e.to_string()))?;
+    let removed = agent
+        .db(move |a| {
+            a.store.write(|tx| match ssh_keys::get(tx, id)? {
+                Some(key) if key.user_id == user.id || user.role == Role::Admin => {
+                    Ok::<_, ApiError>(ssh_keys::delete(tx, id)?)
+                }
+                _ => Ok(false),
+            })
+        })
+        .await?;
+    if !removed {
+        return Err(ApiError::not_found(format!("key {id} not found")));
+    }
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }
 
 async fn list_users(agent: Arc<Agent>, caller: Caller) -> ApiResult {

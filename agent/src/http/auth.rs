@@ -41,18 +41,14 @@ impl Caller {
     }
 
     pub fn can_read(&self, repo: &Repo) -> bool {
-        repo.public || self.user.is_some()
+        crate::git::access::can_read(self.user.as_ref(), repo)
     }
 
     /// 403 unless the caller may push to repositories.
     pub fn require_write(&self) -> Result<&User, ApiError> {
         let user = self.require()?;
         if !user.role.can_write() {
-            return Err(ApiError::forbidden(format!(
-                "{} has the {} role, which is read-only; ask an admin for the member role",
-                user.name,
-                user.role.as_str()
-            )));
+            return Err(ApiError::forbidden(crate::git::access::read_only(user)));
         }
         Ok(user)
     }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use hangar_core::repo_name::RepoName;
-use hangar_core::store::{events, repos};
+use hangar_core::store::repos;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use warp::Filter;
 use warp::http::{HeaderValue, StatusCode};
@@ -18,8 +17,9 @@ use warp::reply::Response;
 
 use super::auth::{Caller, caller};
 use crate::agent::Agent;
+use crate::git::access::{self, Denied};
 use crate::git::push::{self, parse_commands};
-use crate::git::service::{self, Service};
+use crate::git::service::{self, Mode, Service};
 
 type BodyReader = Pin<Box<dyn AsyncRead + Send>>;
 
@@ -86,7 +86,6 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
 use warp::Reply as _;
 
 /// Finds the repository and checks the caller may use `service` on it.
-/// Anonymous callers learn nothing about private or missing repositories.
 async fn authorize(
     agent: &Arc<Agent>,
     caller: &Caller,
@@ -94,46 +93,27 @@ async fn authorize(
     name: &str,
     service: Service,
 ) -> Result<(repos::Repo, PathBuf), Response> {
-    let name = RepoName::parse(&format!("{owner}/{name}"))
-        .map_err(|e| text(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let lookup = name.clone();
-    let repo = agent
-        .db(move |a| {
-            a.store
-                .read(|c| repos::by_name(c, &lookup))
-                .map_err(super::error::ApiError::from)
-        })
-        .await
-        .map_err(|e| text(e.status, e.message))?;
-    let anonymous = caller.user.is_none();
-    let repo = match repo {
-        Some(repo) if caller.can_read(&repo) => repo,
-        _ if anonymous => {
-            return Err(text(
-                StatusCode::UNAUTHORIZED,
-                "authentication required; use a Hangar token as the password",
-            ));
-        }
-        _ => {
-            return Err(text(
-                StatusCode::NOT_FOUND,
-                format!("repository {name} not found"),
-            ));
-        }
-    };
-    if service.writes() {
-        if anonymous {
-            return Err(text(
-                StatusCode::UNAUTHORIZED,
-                "pushing needs a token; use a Hangar token as the password",
-            ));
-        }
-        caller
-            .require_write()
-            .map_err(|e| text(e.status, e.message))?;
-    }
-    let path = crate::git::repos::path(&agent.data, &repo.name);
-    Ok((repo, path))
+    access::authorize(
+        agent,
+        caller.user.as_ref(),
+        &format!("{owner}/{name}"),
+        service,
+    )
+    .await
+    .map_err(|denied| match denied {
+        Denied::BadName(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
+        Denied::SignInRequired { push: false } => text(
+            StatusCode::UNAUTHORIZED,
+            "authentication required; use a Hangar token as the password",
+        ),
+        Denied::SignInRequired { push: true } => text(
+            StatusCode::UNAUTHORIZED,
+            "pushing needs a token; use a Hangar token as the password",
+        ),
+        Denied::NotFound(_) => text(StatusCode::NOT_FOUND, denied.to_string()),
+        Denied::ReadOnly(_) => text(StatusCode::FORBIDDEN, denied.to_string()),
+        Denied::Internal(_) => text(StatusCode::INTERNAL_SERVER_ERROR, denied.to_string()),
+    })
 }
 
 async fn info_refs(
@@ -147,7 +127,7 @@ async fn info_refs(
     let service = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("service="))
-        .and_then(Service::parse);
+        .and_then(Service::parse_http);
     let Some(service) = service else {
         return text(
             StatusCode::FORBIDDEN,
@@ -159,7 +139,7 @@ async fn info_refs(
         Err(response) => return response,
     };
     let protocol = service::protocol(protocol.as_deref()).map(str::to_owned);
-    let mut cmd = service::command(service, &path, protocol.as_deref(), true);
+    let mut cmd = service::command(service, &path, protocol.as_deref(), Mode::Advertise);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -196,7 +176,7 @@ async fn rpc(
     protocol: Option<String>,
     body: BodyReader,
 ) -> Response {
-    let Some(service) = Service::parse(&service) else {
+    let Some(service) = Service::parse_http(&service) else {
         return text(
             StatusCode::NOT_FOUND,
             format!("unknown git service {service:?}"),
@@ -210,19 +190,25 @@ async fn rpc(
     match service {
         Service::UploadPack => upload_pack(&path, protocol, body),
         Service::ReceivePack => receive_pack(&agent, &caller, repo, &path, protocol, body).await,
+        // Filtered out by `parse_http`; git's HTTP protocol has no archive service.
+        Service::UploadArchive => text(
+            StatusCode::NOT_FOUND,
+            "git-upload-archive is served over SSH only",
+        ),
     }
 }
 
 fn upload_pack(path: &std::path::Path, protocol: Option<&str>, mut body: BodyReader) -> Response {
-    let mut child = match service::command(Service::UploadPack, path, protocol, false).spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot run git: {e}"),
-            );
-        }
-    };
+    let mut child =
+        match service::command(Service::UploadPack, path, protocol, Mode::StatelessRpc).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot run git: {e}"),
+                );
+            }
+        };
     if let Some(mut stdin) = child.stdin.take() {
         tokio::spawn(async move {
             // A client that goes away closes stdin; git then stops on its own.
@@ -266,15 +252,16 @@ async fn receive_pack(
         }
     };
 
-    let mut child = match service::command(Service::ReceivePack, path, protocol, false).spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot run git: {e}"),
-            );
-        }
-    };
+    let mut child =
+        match service::command(Service::ReceivePack, path, protocol, Mode::StatelessRpc).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot run git: {e}"),
+                );
+            }
+        };
     let (Some(mut stdin), Some(mut stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -325,7 +312,8 @@ async fn receive_pack(
     }
 
     // Record what actually moved before the client hears about it.
-    match record_push(agent, caller, &repo, path, updates).await {
+    let actor = caller.user.as_ref().map(|u| u.id);
+    match push::record(agent, actor, &repo, path, updates).await {
         Ok(()) => {}
         Err(e) => {
             return text(
@@ -337,52 +325,6 @@ async fn receive_pack(
     let mut response = warp::reply::Response::new(Bytes::from(report).into());
     set_git_headers(&mut response, "application/x-git-receive-pack-result");
     response
-}
-
-async fn record_push(
-    agent: &Arc<Agent>,
-    caller: &Caller,
-    repo: &repos::Repo,
-    path: &std::path::Path,
-    updates: Vec<events::RefUpdate>,
-) -> anyhow::Result<()> {
-    let check = path.to_owned();
-    let applied = tokio::task::spawn_blocking(move || {
-        updates
-            .into_iter()
-            .filter(|u| {
-                let now = crate::git::read::ref_target(&check, &u.name).ok().flatten();
-                match now {
-                    Some(now) => now == u.new,
-                    None => push::is_null(&u.new),
-                }
-            })
-            .collect::<Vec<_>>()
-    })
-    .await?;
-    if applied.is_empty() {
-        return Ok(());
-    }
-    let branches: Vec<String> = applied
-        .iter()
-        .filter(|u| u.name.starts_with("refs/heads/") && !push::is_null(&u.new))
-        .map(|u| u.name.clone())
-        .collect();
-    let repo_id = repo.id;
-    let actor = caller.user.as_ref().map(|u| u.id);
-    let count = applied.len();
-    agent
-        .db(move |a| {
-            a.store
-                .write(|tx| events::record_push(tx, repo_id, actor, &applied))
-                .map_err(anyhow::Error::from)
-        })
-        .await?;
-    tracing::info!(repo = %repo.name, updates = count, "push recorded");
-    agent.builds.wake();
-    crate::git::repos::fix_head(path, &branches).await?;
-    agent.maintenance.request(path);
-    Ok(())
 }
 
 /// The request body as bytes, gunzipped when the client compressed it.

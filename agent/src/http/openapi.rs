@@ -39,6 +39,9 @@ pub fn document() -> Value {
                 "NewRepo": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "name": { "type": "string", "description": "OWNER/NAME", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]*/[A-Za-z0-9_][A-Za-z0-9._-]*$" },
                     "public": { "type": "boolean" }, "description": { "type": "string", "maxLength": 1000 } } },
+                "NewKey": { "type": "object", "required": ["key"], "additionalProperties": false, "properties": {
+                    "key": { "type": "string", "maxLength": 16384, "description": "OpenSSH public key line: ed25519, ECDSA or RSA (2048+ bits)" },
+                    "name": { "type": "string", "maxLength": 100, "description": "Label; defaults to the key's comment" } } },
                 "NewToken": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "maxLength": 100 } } },
                 "NewUser": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "name": { "type": "string", "maxLength": 64 }, "role": { "type": "string", "enum": ["admin", "member", "reader"] } } }
@@ -46,7 +49,7 @@ pub fn document() -> Value {
         },
         "security": [{ "token": [] }],
         "paths": {
-            "/api/v1/status": { "get": op("Agent status: version, URL, uptime, counts", "agent") },
+            "/api/v1/status": { "get": op("Agent status: version, URL, SSH address and host key fingerprint, uptime, counts", "agent") },
             "/api/v1/repos": {
                 "get": params(op("List repositories (paged by name)", "repos"), &[("limit", "query"), ("after", "query")]),
                 "post": with_body(op("Create a repository", "repos"), "NewRepo", true)
@@ -65,6 +68,11 @@ pub fn document() -> Value {
                 "post": with_body(op("Create a token; the secret is shown once", "tokens"), "NewToken", true)
             },
             "/api/v1/tokens/{id}": { "delete": params(op("Revoke a token", "tokens"), &[("id", "path")]) },
+            "/api/v1/keys": {
+                "get": params(op("Your SSH public keys (`all=true`: everyone's, admin)", "keys"), &[("all", "query")]),
+                "post": with_body(op("Add an SSH public key for git over SSH", "keys"), "NewKey", true)
+            },
+            "/api/v1/keys/{id}": { "delete": params(op("Remove an SSH key (yours, or any as admin)", "keys"), &[("id", "path")]) },
             "/api/v1/users": {
                 "get": op("List users (admin)", "users"),
                 "post": with_body(op("Create a user and a first token (admin)", "users"), "NewUser", true)

@@ -7,6 +7,7 @@
 pub mod builds;
 pub mod events;
 pub mod repos;
+pub mod ssh_keys;
 pub mod tokens;
 pub mod users;
 
@@ -19,6 +20,10 @@ pub use rusqlite::{Connection, Error as SqlError, Transaction};
 /// Migrations in order; each runs once, recorded by name in `schema_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
+    (
+        "0002_ssh_keys",
+        include_str!("migrations/0002_ssh_keys.sql"),
+    ),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
 ];
 
