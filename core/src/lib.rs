@@ -6,7 +6,9 @@
 pub mod config;
 pub mod data_dir;
 pub mod ids;
+pub mod mirror;
 pub mod pktline;
 pub mod repo_name;
+pub mod secrets;
 pub mod store;
 pub mod token;

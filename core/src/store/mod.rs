@@ -5,6 +5,8 @@
 //! and never wait for writers (WAL).
 
 pub mod events;
+pub mod mirror_sources;
+pub mod mirrors;
 pub mod repos;
 pub mod tokens;
 pub mod users;
@@ -16,7 +18,11 @@ use std::time::Duration;
 pub use rusqlite::{Connection, Error as SqlError, Transaction};
 
 /// Migrations in order; each runs once, recorded in `PRAGMA user_version`.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+/// (0002 is SSH keys, on its own branch; numbers stay unique across branches.)
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
+];
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
