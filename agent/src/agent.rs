@@ -26,6 +26,9 @@ pub struct Agent {
     pub store: Store,
     pub settings: Settings,
     pub maintenance: Maintenance,
+    pub mirrors: crate::mirror::Mirrors,
+    /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
+    pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
     /// The URL local clients use (what `agent.json` holds).
     pub url: String,
@@ -65,6 +68,7 @@ impl Running {
         if tokio::time::timeout(grace, self.server).await.is_err() {
             tracing::warn!("requests still running after {grace:?}; cutting them off");
         }
+        self.agent.mirrors.shutdown().await;
         self.agent.maintenance.shutdown().await;
     }
 }
@@ -87,14 +91,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let url = local_url(http_addr);
     let first_run_token = bootstrap(&store, &data, &url)?;
 
+    let secrets = hangar_core::secrets::platform_store(data.root())?;
     let agent = Arc::new(Agent {
         maintenance: Maintenance::start(config.settings.maintenance),
+        mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
+        secrets,
         data,
         store,
         settings: config.settings,
         started: Instant::now(),
         url,
     });
+
+    crate::mirror::Mirrors::start(&agent).await?;
 
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());

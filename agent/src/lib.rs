@@ -6,5 +6,6 @@ pub mod agent;
 pub mod cli;
 pub mod git;
 pub mod http;
+pub mod mirror;
 
 pub use agent::{Agent, Config, Running, start};

@@ -77,15 +77,16 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Repo(c) => repo(client, c).await,
         Command::Token(c) => token(client, c).await,
         Command::User(c) => user(client, c).await,
+        Command::Mirror(c) => super::mirror::run(client, c).await,
     }
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+pub(super) fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-fn s(value: &Value) -> String {
+pub(super) fn s(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),

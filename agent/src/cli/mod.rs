@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod mirror;
 mod serve;
 mod table;
 
@@ -51,6 +52,9 @@ pub enum Command {
     /// Create and list users (admin).
     #[command(subcommand)]
     User(commands::UserCommand),
+    /// Pull and push mirrors, their health, credentials, starred/org sync.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
 }
 
 pub fn main() -> ExitCode {

@@ -12,6 +12,9 @@ pub struct ServeArgs {
     /// Address for HTTP (API, git, UI) [default: 0.0.0.0:7070, or `http` in config.toml].
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<String>,
+    /// Allow mirrors of loopback, link-local and private (LAN) addresses.
+    #[arg(long)]
+    allow_local_mirrors: bool,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -26,6 +29,9 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     let mut settings = Settings::load(&DataDir::new(&data_dir).config_file(), std::env::vars())?;
     if let Some(http) = &args.http {
         settings.set("http", http)?;
+    }
+    if args.allow_local_mirrors {
+        settings.allow_local_mirrors = true;
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),

@@ -130,12 +130,12 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
 
 use warp::Reply as _;
 
-fn json_body<T: serde::de::DeserializeOwned + Send>()
+pub(super) fn json_body<T: serde::de::DeserializeOwned + Send>()
 -> impl Filter<Extract = (T,), Error = warp::Rejection> + Copy {
     warp::body::content_length_limit(MAX_JSON).and(warp::body::json())
 }
 
-fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> ApiResult {
+pub(super) fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> ApiResult {
     Ok(warp::reply::with_status(warp::reply::json(value), status).into_response())
 }
 

@@ -131,6 +131,14 @@ async fn authorize(
         caller
             .require_write()
             .map_err(|e| text(e.status, e.message))?;
+        let check = repo.clone();
+        let refusal = agent
+            .db(move |a| Ok::<_, tokio::task::JoinError>(crate::mirror::push_refusal(a, &check)))
+            .await
+            .unwrap_or(None);
+        if let Some(message) = refusal {
+            return Err(text(StatusCode::FORBIDDEN, message));
+        }
     }
     let path = crate::git::repos::path(&agent.data, &repo.name);
     Ok((repo, path))
@@ -363,25 +371,16 @@ async fn record_push(
     if applied.is_empty() {
         return Ok(());
     }
-    let branches: Vec<String> = applied
-        .iter()
-        .filter(|u| u.name.starts_with("refs/heads/") && !push::is_null(&u.new))
-        .map(|u| u.name.clone())
-        .collect();
-    let repo_id = repo.id;
     let actor = caller.user.as_ref().map(|u| u.id);
-    let count = applied.len();
-    agent
-        .db(move |a| {
-            a.store
-                .write(|tx| events::record_push(tx, repo_id, actor, &applied))
-                .map_err(anyhow::Error::from)
-        })
-        .await?;
-    tracing::info!(repo = %repo.name, updates = count, "push recorded");
-    crate::git::repos::fix_head(path, &branches).await?;
-    agent.maintenance.request(path);
-    Ok(())
+    crate::git::updates::record(
+        agent,
+        (repo.id, &repo.name),
+        path,
+        events::PUSH,
+        actor,
+        applied,
+    )
+    .await
 }
 
 /// The request body as bytes, gunzipped when the client compressed it.

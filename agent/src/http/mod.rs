@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod git;
+pub mod mirrors;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub fn routes(
         .map(|| warp::Reply::into_response("ok\n"));
     healthz
         .or(api::routes(agent.clone()))
+        .unify()
+        .or(mirrors::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()
