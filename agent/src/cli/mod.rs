@@ -52,7 +52,7 @@ pub enum Command {
     /// Create and list users (admin).
     #[command(subcommand)]
     User(commands::UserCommand),
-    /// Pull and push mirrors, their health, credentials, starred/org sync.
+    /// Pull and push mirrors, their health, and their credentials.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
 }

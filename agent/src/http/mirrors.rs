@@ -185,7 +185,6 @@ async fn add_pull(agent: Arc<Agent>, caller: Caller, body: NewPull) -> ApiResult
             interval_secs: body.interval_secs,
             public: body.public,
             allow_http: body.allow_http,
-            source_id: None,
         },
     )
     .await?;

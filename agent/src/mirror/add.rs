@@ -51,7 +51,6 @@ pub struct PullMirror {
     pub interval_secs: Option<u64>,
     pub public: bool,
     pub allow_http: bool,
-    pub source_id: Option<String>,
 }
 
 /// Checks a URL for a new mirror, including where its host points.
@@ -123,7 +122,6 @@ pub async fn pull(agent: &Arc<Agent>, new: PullMirror) -> Result<Mirror, AddErro
                                 allow_http: new.allow_http,
                                 interval_secs: interval,
                                 branches: None,
-                                source_id: new.source_id.as_deref(),
                             },
                         )?;
                         mirrors::get(tx, repo.id)
@@ -187,7 +185,6 @@ pub async fn push(
                             allow_http,
                             interval_secs: interval,
                             branches: branches.as_deref(),
-                            source_id: None,
                         },
                     )?;
                     Ok(mirrors::get(tx, repo.id)?)

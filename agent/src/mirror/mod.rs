@@ -1,8 +1,8 @@
 //! The mirror loop: pull mirrors fetch from upstream, push mirrors forward
-//! pushes, forge lists (starred repos, organizations) create mirrors; each on
-//! its timer, with backoff on failure and a bounded number of syncs at once.
+//! pushes; each on its timer, with backoff on failure and a bounded number
+//! of syncs at once.
 //!
-//! All state lives in SQLite (`mirrors`, `mirror_sources`), so a restart
+//! All state lives in SQLite (`mirrors`), so a restart
 //! resumes where the agent stopped; a sync cut off by a crash runs again.
 
 pub mod add;

@@ -101,7 +101,6 @@ pub struct Mirror {
     pub last_bytes: Option<i64>,
     /// Refs changed by the last successful sync.
     pub last_refs: Option<i64>,
-    pub source_id: Option<String>,
     #[serde(serialize_with = "time")]
     pub created_at: Option<i64>,
 }
@@ -142,7 +141,6 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Mirror> {
         next_attempt: Some(row.get::<_, i64>("next_attempt")?).filter(|t| *t < RUNNING),
         last_bytes: row.get("last_bytes")?,
         last_refs: row.get("last_refs")?,
-        source_id: row.get("source_id")?,
         created_at: Some(row.get("created_at")?),
     })
 }
@@ -155,15 +153,14 @@ pub struct NewMirror<'a> {
     pub allow_http: bool,
     pub interval_secs: u64,
     pub branches: Option<&'a str>,
-    pub source_id: Option<&'a str>,
 }
 
 /// Makes `repo` a mirror, due for its first sync now.
 pub fn create(conn: &Connection, repo: RepoId, new: &NewMirror<'_>) -> Result<()> {
     let now = now_ms();
     conn.execute(
-        "INSERT INTO mirrors (repo_id, kind, url, allow_http, interval_secs, branches, state, next_attempt, source_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'new', ?7, ?8, ?7)",
+        "INSERT INTO mirrors (repo_id, kind, url, allow_http, interval_secs, branches, state, next_attempt, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'new', ?7, ?7)",
         rusqlite::params![
             repo,
             new.kind.as_str(),
@@ -171,8 +168,7 @@ pub fn create(conn: &Connection, repo: RepoId, new: &NewMirror<'_>) -> Result<()
             new.allow_http,
             new.interval_secs as i64,
             new.branches,
-            now,
-            new.source_id
+            now
         ],
     )?;
     Ok(())
@@ -313,15 +309,6 @@ pub fn recover_interrupted(conn: &Connection) -> Result<usize> {
     )?)
 }
 
-/// The mirrors a forge list created, with their upstream URLs.
-pub fn by_source(conn: &Connection, source: &str) -> Result<Vec<Mirror>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} WHERE m.source_id = ?1"))?;
-    let mirrors = stmt
-        .query_map([source], from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(mirrors)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,7 +321,6 @@ mod tests {
             allow_http: false,
             interval_secs: 60,
             branches: None,
-            source_id: None,
         }
     }
 

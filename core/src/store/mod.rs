@@ -5,7 +5,6 @@
 //! and never wait for writers (WAL).
 
 pub mod events;
-pub mod mirror_sources;
 pub mod mirrors;
 pub mod repos;
 pub mod tokens;
