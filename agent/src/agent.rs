@@ -27,6 +27,9 @@ pub struct Agent {
     pub settings: Settings,
     pub maintenance: Maintenance,
     pub builds: crate::build::Builds,
+    pub mirrors: crate::mirror::Mirrors,
+    /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
+    pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
     /// The URL local clients use (what `agent.json` holds).
     pub url: String,
@@ -95,6 +98,7 @@ impl Running {
             // The SSH server applies the same grace to its sessions itself.
             let _ = ssh.await;
         }
+        self.agent.mirrors.shutdown().await;
         self.agent.maintenance.shutdown().await;
     }
 }
@@ -134,9 +138,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let ssh_addr = ssh.as_ref().map(|(_, _, e)| e.addr.to_string());
     let first_run_token = bootstrap(&store, &data, &url, ssh_addr.as_deref())?;
 
+    let secrets = hangar_core::secrets::platform_store(data.root())?;
     let agent = Arc::new(Agent {
         maintenance: Maintenance::start(config.settings.maintenance),
         builds: crate::build::Builds::default(),
+        mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
+        secrets,
         data,
         store,
         settings: config.settings,
@@ -146,6 +153,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
 
     let scheduler = crate::build::scheduler::start(agent.clone());
+    crate::mirror::Mirrors::start(&agent).await?;
+
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());
     let server = warp::serve(routes).incoming(listener).graceful(async move {

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod git;
 pub mod http;
+pub mod mirror;
 pub mod ssh;
 
 pub use agent::{Agent, Config, Running, start};

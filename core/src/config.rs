@@ -31,6 +31,16 @@ pub struct Settings {
     pub no_ssh: bool,
     /// Most SSH connections served at once; more are refused until one ends.
     pub ssh_max_sessions: usize,
+    /// Allow mirrors of loopback, link-local and private (LAN) addresses.
+    pub allow_local_mirrors: bool,
+    /// How often a mirror syncs unless given its own interval, in seconds.
+    pub mirror_interval_secs: u64,
+    /// Most mirror syncs running at once.
+    pub mirror_concurrency: usize,
+    /// The first retry delay of a failed sync, in seconds (doubles per failure).
+    pub mirror_backoff_secs: u64,
+    /// Consecutive failures after which a mirror is `failing`.
+    pub mirror_failing_after: u32,
 }
 
 impl Default for Settings {
@@ -46,6 +56,11 @@ impl Default for Settings {
             ssh: SocketAddr::from(([0, 0, 0, 0], 2222)),
             no_ssh: false,
             ssh_max_sessions: 64,
+            allow_local_mirrors: false,
+            mirror_interval_secs: 600,
+            mirror_concurrency: 4,
+            mirror_backoff_secs: 30,
+            mirror_failing_after: 3,
         }
     }
 }
@@ -161,6 +176,36 @@ impl Settings {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("expected a whole number above 0".into()))?
+            }
+            "allow_local_mirrors" => {
+                self.allow_local_mirrors =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
+            }
+            "mirror_interval_secs" | "mirror_backoff_secs" => {
+                let secs = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| bad("expected a whole number of seconds above 0".into()))?;
+                if key == "mirror_interval_secs" {
+                    self.mirror_interval_secs = secs;
+                } else {
+                    self.mirror_backoff_secs = secs;
+                }
+            }
+            "mirror_concurrency" => {
+                self.mirror_concurrency = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(|| bad("expected a number from 1 to 64".into()))?
+            }
+            "mirror_failing_after" => {
+                self.mirror_failing_after = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad("expected a number of failures above 0".into()))?
             }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }

@@ -6,8 +6,10 @@
 pub mod config;
 pub mod data_dir;
 pub mod ids;
+pub mod mirror;
 pub mod pktline;
 pub mod repo_name;
+pub mod secrets;
 pub mod store;
 pub mod token;
 pub mod workflow;

@@ -7,9 +7,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod upstream;
+
 /// The agent binary under test: this crate's `hangar-e2e`, which cargo builds
-/// next to the test executables' `deps/` directory.
+/// next to the test executables' `deps/` directory; `E2E_HANGAR_BIN`
+/// overrides it (for a target dir shared by several checkouts).
 pub fn hangar_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("E2E_HANGAR_BIN") {
+        return bin.into();
+    }
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("hangar-e2e");
@@ -30,6 +36,8 @@ pub struct Agent {
     pub ssh_port: u16,
     child: Option<Child>,
     http: reqwest::blocking::Client,
+    /// The extra environment, kept for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -47,8 +55,12 @@ impl Agent {
             ssh_port: 0,
             child: None,
             http: reqwest::blocking::Client::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
-        agent.spawn(env);
+        agent.spawn();
         agent
     }
 
@@ -56,7 +68,7 @@ impl Agent {
         self.dir.path()
     }
 
-    fn spawn(&mut self, env: &[(&str, &str)]) {
+    fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.data_dir().join("agent.json"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -76,7 +88,7 @@ impl Agent {
         .env("HANGAR_LOG", "info,hangar_agent=debug")
         .stdout(log.try_clone().expect("log"))
         .stderr(log);
-        for (k, v) in env {
+        for (k, v) in &self.env {
             cmd.env(k, v);
         }
         self.child = Some(cmd.spawn().expect("start the agent"));
@@ -157,7 +169,7 @@ impl Agent {
     /// Starts the agent again on the same data dir (on a new port).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     /// Calls the API with the admin token; returns status and JSON (Null when empty).

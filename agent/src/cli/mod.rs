@@ -4,6 +4,7 @@
 mod builds;
 mod client;
 mod commands;
+mod mirror;
 mod serve;
 mod table;
 
@@ -58,6 +59,9 @@ pub enum Command {
     /// List, show, follow, cancel, re-run and start builds.
     #[command(subcommand)]
     Build(builds::BuildCommand),
+    /// Pull and push mirrors, their health, and their credentials.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
 }
 
 pub fn main() -> ExitCode {

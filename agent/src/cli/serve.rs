@@ -18,6 +18,9 @@ pub struct ServeArgs {
     /// Do not serve git over SSH.
     #[arg(long)]
     no_ssh: bool,
+    /// Allow mirrors of loopback, link-local and private (LAN) addresses.
+    #[arg(long)]
+    allow_local_mirrors: bool,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -38,6 +41,9 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     }
     if args.no_ssh {
         settings.no_ssh = true;
+    }
+    if args.allow_local_mirrors {
+        settings.allow_local_mirrors = true;
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),

@@ -23,6 +23,9 @@ pub enum Denied {
     NotFound(RepoName),
     #[error("{}", read_only(.0))]
     ReadOnly(User),
+    /// A push to a pull mirror; the message names its upstream.
+    #[error("{0}")]
+    Mirror(String),
     #[error("cannot look up the repository: {0}")]
     Internal(String),
 }
@@ -68,6 +71,14 @@ pub async fn authorize(
             None => return Err(Denied::SignInRequired { push: true }),
             Some(user) if !user.role.can_write() => return Err(Denied::ReadOnly(user.clone())),
             Some(_) => {}
+        }
+        let check = repo.clone();
+        let refusal = agent
+            .db(move |a| Ok::<_, tokio::task::JoinError>(crate::mirror::push_refusal(a, &check)))
+            .await
+            .map_err(|e| Denied::Internal(e.to_string()))?;
+        if let Some(message) = refusal {
+            return Err(Denied::Mirror(message));
         }
     }
     let path = super::repos::path(&agent.data, &repo.name);

@@ -8,3 +8,4 @@ pub mod push;
 pub mod read;
 pub mod repos;
 pub mod service;
+pub mod updates;

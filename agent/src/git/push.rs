@@ -118,25 +118,15 @@ pub async fn record(
     if applied.is_empty() {
         return Ok(());
     }
-    let branches: Vec<String> = applied
-        .iter()
-        .filter(|u| u.name.starts_with("refs/heads/") && !is_null(&u.new))
-        .map(|u| u.name.clone())
-        .collect();
-    let repo_id = repo.id;
-    let count = applied.len();
-    agent
-        .db(move |a| {
-            a.store
-                .write(|tx| events::record_push(tx, repo_id, actor, &applied))
-                .map_err(anyhow::Error::from)
-        })
-        .await?;
-    tracing::info!(repo = %repo.name, updates = count, "push recorded");
-    agent.builds.wake();
-    crate::git::repos::fix_head(path, &branches).await?;
-    agent.maintenance.request(path);
-    Ok(())
+    crate::git::updates::record(
+        agent,
+        (repo.id, &repo.name),
+        path,
+        events::PUSH,
+        actor,
+        applied,
+    )
+    .await
 }
 
 #[cfg(test)]

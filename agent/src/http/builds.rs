@@ -419,7 +419,7 @@ async fn run(
     let event = agent
         .db(move |a| {
             a.store
-                .write(|tx| events::record(tx, repo_id, Some(user), "dispatch", &payload))
+                .write(|tx| events::record(tx, repo_id, "dispatch", Some(user), &payload))
                 .map_err(ApiError::from)
         })
         .await?;

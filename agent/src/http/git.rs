@@ -111,7 +111,7 @@ async fn authorize(
             "pushing needs a token; use a Hangar token as the password",
         ),
         Denied::NotFound(_) => text(StatusCode::NOT_FOUND, denied.to_string()),
-        Denied::ReadOnly(_) => text(StatusCode::FORBIDDEN, denied.to_string()),
+        Denied::ReadOnly(_) | Denied::Mirror(_) => text(StatusCode::FORBIDDEN, denied.to_string()),
         Denied::Internal(_) => text(StatusCode::INTERNAL_SERVER_ERROR, denied.to_string()),
     })
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod builds;
 pub mod error;
 pub mod git;
+pub mod mirrors;
 pub mod openapi;
 
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub fn routes(
         .or(api::routes(agent.clone()))
         .unify()
         .or(builds::routes(agent.clone()))
+        .unify()
+        .or(mirrors::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

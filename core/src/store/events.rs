@@ -38,28 +38,36 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     })
 }
 
-/// Records a push with its ref updates.
-pub fn record_push(
+/// A push to the LAN remote.
+pub const PUSH: &str = "push";
+/// A pull mirror's fetch that moved refs (payload like a push's).
+pub const MIRROR_FETCH: &str = "mirror_fetch";
+/// A mirror became `failing` (payload: `error`, `failures`).
+pub const MIRROR_FAILING: &str = "mirror_failing";
+
+/// Records ref updates that arrived by `kind` ([`PUSH`] or [`MIRROR_FETCH`]).
+pub fn record_updates(
     conn: &Connection,
     repo: RepoId,
+    kind: &str,
     actor: Option<UserId>,
     updates: &[RefUpdate],
 ) -> Result<EventId> {
     record(
         conn,
         repo,
+        kind,
         actor,
-        "push",
         &serde_json::json!({ "updates": updates }),
     )
 }
 
-/// Records an event of any kind with its JSON payload.
+/// Records an event of `kind` with a JSON payload.
 pub fn record(
     conn: &Connection,
     repo: RepoId,
-    actor: Option<UserId>,
     kind: &str,
+    actor: Option<UserId>,
     payload: &serde_json::Value,
 ) -> Result<EventId> {
     let id = EventId::new();

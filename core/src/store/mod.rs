@@ -6,6 +6,7 @@
 
 pub mod builds;
 pub mod events;
+pub mod mirrors;
 pub mod repos;
 pub mod ssh_keys;
 pub mod tokens;
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_ssh_keys",
         include_str!("migrations/0002_ssh_keys.sql"),
     ),
+    ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
 ];
 

@@ -1,0 +1,520 @@
+//! Mirrors against real git servers on loopback: `git http-backend` behind
+//! the test upstream (tests/src/upstream.py) and `git daemon`.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hangar_tests::upstream::Upstream;
+use hangar_tests::{Agent, commit_file, git, git_output, work_repo};
+use serde_json::Value;
+
+/// An agent that may mirror loopback upstreams, retrying fast.
+fn agent() -> Agent {
+    Agent::start_with_env(&[
+        ("HANGAR_ALLOW_LOCAL_MIRRORS", "true"),
+        ("HANGAR_MIRROR_BACKOFF_SECS", "1"),
+        ("HANGAR_MIRROR_FAILING_AFTER", "2"),
+    ])
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    assert!(!out.status.success(), "unexpected success");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn mirror(agent: &Agent, name: &str) -> Value {
+    let (status, body) = agent.api("GET", &format!("/api/v1/mirrors/{name}"), None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn wait_for(agent: &Agent, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = mirror(agent, name);
+        if ok(&m) {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {m}\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn refs(repo: &std::path::Path) -> String {
+    git(repo, &["for-each-ref", "--format=%(objectname) %(refname)"])
+}
+
+#[test]
+fn pull_mirror_clones_follows_upstream_and_refuses_pushes() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let work = work_repo(&[("README.md", b"hello\n")]);
+    git(work.path(), &["branch", "feature"]);
+    git(work.path(), &["tag", "v1"]);
+    upstream.bare("app", Some(work.path()));
+
+    let added: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("app"),
+        "--as",
+        "acme/app",
+        "--interval",
+        "1h",
+        "--allow-http",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(added["state"], "ok", "{added}");
+    assert_eq!(added["kind"], "pull");
+    assert_eq!(added["last_refs"], 3);
+    assert_eq!(
+        refs(&agent.repo_path("acme/app")),
+        refs(&upstream.path("app"))
+    );
+
+    // Served on the LAN like any repository.
+    let scratch = tempfile::tempdir().unwrap();
+    git(
+        scratch.path(),
+        &["clone", "-q", &agent.git_url("acme/app"), "c"],
+    );
+    assert_eq!(
+        std::fs::read(scratch.path().join("c/README.md")).unwrap(),
+        b"hello\n"
+    );
+
+    // Upstream moves: a new commit, a force-pushed branch, a deleted branch.
+    commit_file(work.path(), "two.txt", b"2");
+    git(
+        work.path(),
+        &["push", "-q", upstream.path("app").to_str().unwrap(), "main"],
+    );
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            upstream.path("app").to_str().unwrap(),
+            ":feature",
+        ],
+    );
+    git(
+        work.path(),
+        &["checkout", "-q", "-b", "rewritten", "HEAD~1"],
+    );
+    commit_file(work.path(), "other.txt", b"x");
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            upstream.path("app").to_str().unwrap(),
+            "rewritten",
+        ],
+    );
+    let out = stdout(&agent.cli(&["mirror", "sync", "acme/app", "--wait"]));
+    assert!(out.contains("(pull mirror, ok)"), "{out}");
+    assert!(out.contains("3 refs changed"), "{out}");
+    assert_eq!(
+        refs(&agent.repo_path("acme/app")),
+        refs(&upstream.path("app"))
+    );
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            "--force",
+            upstream.path("app").to_str().unwrap(),
+            "HEAD:main",
+        ],
+    );
+    stdout(&agent.cli(&["mirror", "sync", "acme/app", "--wait"]));
+    assert_eq!(
+        refs(&agent.repo_path("acme/app")),
+        refs(&upstream.path("app"))
+    );
+
+    // Each fetch that moved refs is an event, like a push.
+    let (_, events) = agent.api("GET", "/api/v1/repos/acme/app/events", None);
+    let events = events["items"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events.iter().all(|e| e["kind"] == "mirror_fetch"));
+    let updates = events[1]["payload"]["updates"].as_array().unwrap();
+    let gone = updates
+        .iter()
+        .find(|u| u["ref"] == "refs/heads/feature")
+        .unwrap();
+    assert!(gone["new"].as_str().unwrap().chars().all(|c| c == '0'));
+
+    // A push to the mirror is refused and says why.
+    let clone = scratch.path().join("c");
+    commit_file(&clone, "local.txt", b"nope");
+    let out = git_output(&clone, &["push", "origin", "main"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("read-only mirror of") && err.contains(&upstream.url("app")),
+        "{err}"
+    );
+
+    let table = stdout(&agent.cli(&["mirror", "list"]));
+    assert!(
+        table.starts_with("NAME") && table.contains("acme/app") && table.contains(" ok "),
+        "{table}"
+    );
+    assert!(table.contains("s ago"), "{table}");
+
+    // Removing the mirror keeps the repository, now writable.
+    stdout(&agent.cli(&["mirror", "remove", "acme/app"]));
+    git(&clone, &["push", "-q", "origin", "HEAD:refs/heads/local"]);
+}
+
+#[test]
+fn failing_upstream_backs_off_then_recovers_and_pause_stops_syncs() {
+    let agent = agent();
+    let mut upstream = Upstream::daemon();
+    let work = work_repo(&[("a.txt", b"a")]);
+    upstream.bare("lib", Some(work.path()));
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("lib"),
+        "--interval",
+        "1h",
+        "--wait",
+    ]));
+    assert_eq!(mirror(&agent, "mirrors/lib")["state"], "ok");
+
+    upstream.stop();
+    stdout(&agent.cli(&["mirror", "sync", "mirrors/lib"]));
+    let retrying = wait_for(&agent, "mirrors/lib", "a failure", |m| m["failures"] == 1);
+    assert_eq!(retrying["state"], "retrying");
+    assert!(
+        retrying["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{retrying}"
+    );
+    // The next attempt comes by itself after the backoff.
+    let failing = wait_for(&agent, "mirrors/lib", "failing", |m| {
+        m["state"] == "failing"
+    });
+    assert_eq!(failing["failures"], 2);
+    assert!(
+        !failing["last_success"].is_null(),
+        "it still says how fresh it is"
+    );
+    let (_, events) = agent.api("GET", "/api/v1/repos/mirrors/lib/events", None);
+    assert_eq!(events["items"][0]["kind"], "mirror_failing");
+    let table = stdout(&agent.cli(&["mirror", "list"]));
+    assert!(table.contains("failing"), "{table}");
+    assert!(agent.log().contains("mirror is failing"));
+
+    commit_file(work.path(), "b.txt", b"b");
+    upstream.resume();
+    git(
+        work.path(),
+        &["push", "-q", upstream.path("lib").to_str().unwrap(), "main"],
+    );
+    let ok = wait_for(&agent, "mirrors/lib", "recovery", |m| m["state"] == "ok");
+    assert_eq!(ok["failures"], 0);
+    assert!(ok["last_error"].is_null());
+    assert_eq!(
+        refs(&agent.repo_path("mirrors/lib")),
+        refs(&upstream.path("lib"))
+    );
+
+    stdout(&agent.cli(&["mirror", "pause", "mirrors/lib"]));
+    assert_eq!(mirror(&agent, "mirrors/lib")["state"], "paused");
+    let err = stderr(&agent.cli(&["mirror", "sync", "mirrors/lib"]));
+    assert!(err.contains("resume it first"), "{err}");
+    commit_file(work.path(), "c.txt", b"c");
+    git(
+        work.path(),
+        &["push", "-q", upstream.path("lib").to_str().unwrap(), "main"],
+    );
+    let before = mirror(&agent, "mirrors/lib")["last_attempt"].clone();
+    stdout(&agent.cli(&["mirror", "resume", "mirrors/lib"]));
+    wait_for(&agent, "mirrors/lib", "a sync after resume", |m| {
+        m["state"] == "ok" && m["last_attempt"] != before
+    });
+    assert_eq!(
+        refs(&agent.repo_path("mirrors/lib")),
+        refs(&upstream.path("lib"))
+    );
+}
+
+#[test]
+fn a_sync_cut_off_by_a_crash_runs_again_after_restart() {
+    let mut agent = agent();
+    let upstream = Upstream::http(None);
+    let work = work_repo(&[("a.txt", b"a")]);
+    upstream.bare("app", Some(work.path()));
+    upstream.hang();
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("app"),
+        "--allow-http",
+        "--interval",
+        "1h",
+    ]));
+    wait_for(&agent, "mirrors/app", "the clone to start", |m| {
+        m["state"] == "syncing"
+    });
+    agent.kill();
+    upstream.unhang();
+    agent.restart();
+    let m = wait_for(&agent, "mirrors/app", "the retried clone", |m| {
+        m["state"] == "ok"
+    });
+    assert_eq!(m["last_refs"], 1);
+    assert_eq!(
+        refs(&agent.repo_path("mirrors/app")),
+        refs(&upstream.path("app"))
+    );
+}
+
+/// Runs the CLI with `input` on stdin.
+fn cli_stdin(agent: &Agent, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(hangar_tests::hangar_bin())
+        .arg("--data-dir")
+        .arg(agent.data_dir())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("CLI output")
+}
+
+#[test]
+fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
+    const TOKEN: &str = "s3cret-upstream-token-4242";
+    let agent = agent();
+    let upstream = Upstream::http(Some(&format!("robot:{TOKEN}")));
+    upstream.bare("target", None);
+    agent.create_repo("acme/app", false);
+    let url = upstream.url("target");
+
+    // Without a credential the upstream says 401, and the mirror says so.
+    stdout(&agent.cli(&[
+        "mirror",
+        "push",
+        "acme/app",
+        &url,
+        "--allow-http",
+        "--branches",
+        "main,release/*",
+    ]));
+    let work = work_repo(&[("a.txt", b"a")]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/app"), "main"],
+    );
+    let failed = wait_for(&agent, "acme/app", "a refused forward", |m| {
+        m["failures"] == 1
+    });
+    let host = format!("127.0.0.1:{}", upstream.port);
+    let advice = format!(
+        "{host} asks for credentials: run `hangar mirror credential set {host} --token-stdin`"
+    );
+    assert!(
+        failed["last_error"].as_str().unwrap().contains(&advice),
+        "{failed}"
+    );
+
+    let out = cli_stdin(
+        &agent,
+        &[
+            "mirror",
+            "credential",
+            "set",
+            &host,
+            "--token-stdin",
+            "--username",
+            "robot",
+        ],
+        TOKEN,
+    );
+    assert!(stdout(&out).contains(&format!("Stored the token for {host}")));
+    stdout(&agent.cli(&["mirror", "sync", "acme/app", "--wait"]));
+    assert_eq!(
+        git(&upstream.path("target"), &["rev-parse", "main"]),
+        git(work.path(), &["rev-parse", "HEAD"])
+    );
+
+    // Each accepted push is forwarded; branches outside the patterns are not.
+    commit_file(work.path(), "b.txt", b"b");
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            &agent.git_url("acme/app"),
+            "main",
+            "main:release/1",
+            "main:scratch",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while git_output(&upstream.path("target"), &["rev-parse", "release/1"])
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(Instant::now() < deadline, "not forwarded: {}", agent.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        git(&upstream.path("target"), &["rev-parse", "main"]),
+        git(work.path(), &["rev-parse", "HEAD"])
+    );
+    assert!(
+        !git_output(
+            &upstream.path("target"),
+            &["rev-parse", "--verify", "-q", "scratch"]
+        )
+        .status
+        .success()
+    );
+    let ok = wait_for(&agent, "acme/app", "ok", |m| m["state"] == "ok");
+    assert!(ok["last_refs"].as_i64().unwrap() >= 1);
+
+    // A pull mirror of the same host uses the credential too.
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &url,
+        "--as",
+        "acme/copy",
+        "--allow-http",
+        "--wait",
+    ]));
+    assert_eq!(mirror(&agent, "acme/copy")["state"], "ok");
+
+    // The token is nowhere to be seen: not in the API, the log, the database, the data dir.
+    let listed = stdout(&agent.cli(&["mirror", "credential", "list"]));
+    assert!(
+        listed.contains(&host) && listed.contains("token"),
+        "{listed}"
+    );
+    for path in [
+        "/api/v1/mirrors",
+        "/api/v1/mirror-credentials",
+        "/api/v1/mirrors/acme/app",
+        "/api/v1/repos/acme/app/events",
+    ] {
+        let (_, body) = agent.api("GET", path, None);
+        assert!(!body.to_string().contains(TOKEN), "{path}: {body}");
+    }
+    for entry in walk(agent.data_dir()) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "token in {}",
+            entry.display()
+        );
+    }
+    assert!(agent.log().contains("mirror synced"));
+
+    stdout(&agent.cli(&["mirror", "credential", "remove", &host]));
+    assert!(!stdout(&agent.cli(&["mirror", "credential", "list"])).contains(&host));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_mirror_urls_are_refused_and_create_nothing() {
+    // No allow_local_mirrors here: loopback and LAN targets are refused.
+    let agent = Agent::start();
+    let cases: &[(&[&str], &str)] = &[
+        (&["file:///etc"], "file: URLs"),
+        (&["/srv/git/app.git"], "local paths"),
+        (&["ext::sh -c touch% /tmp/pwned"], "spaces"),
+        (&["ext::sh%20-c%20id"], "remote helpers"),
+        (&["--", "-uhttps://example.com/a"], "start with `-`"),
+        (&["ssh://-oProxyCommand=id/x"], "option"),
+        (
+            &["https://user:pw@example.com/a/b"],
+            "mirror credential set example.com",
+        ),
+        (&["http://example.com/a/b"], "--allow-http"),
+        (&["https://127.0.0.1/a/b"], "--allow-local-mirrors"),
+        (&["git://[::1]/a"], "--allow-local-mirrors"),
+        (&["https://localhost/a/b"], "local address"),
+        (&["https://10.0.0.8/a/b"], "local address"),
+        (&["https://169.254.169.254/latest"], "local address"),
+        (&["http://192.168.1.1/a", "--allow-http"], "local address"),
+        (
+            &["https://example.com/a/b", "--as", "../etc"],
+            "may not start with",
+        ),
+        (&["https://example.com/a/b", "--interval", "0"], "interval"),
+    ];
+    for (args, hint) in cases {
+        let mut full = vec!["mirror", "add"];
+        full.extend_from_slice(args);
+        let err = stderr(&agent.cli(&full));
+        assert!(err.contains(hint), "{args:?}: {err}");
+    }
+    let err = stderr(&agent.cli(&["mirror", "push", "acme/none", "https://127.0.0.1/x"]));
+    assert!(err.contains("--allow-local-mirrors"), "{err}");
+    agent.create_repo("acme/app", false);
+    let err = stderr(&agent.cli(&[
+        "mirror",
+        "push",
+        "acme/app",
+        "https://example.com/x",
+        "--branches=-x",
+    ]));
+    assert!(err.contains("branch pattern"), "{err}");
+
+    assert!(stdout(&agent.cli(&["mirror", "list"])).contains("No mirrors yet"));
+    let (_, repos) = agent.api("GET", "/api/v1/repos", None);
+    assert_eq!(repos["items"].as_array().unwrap().len(), 1, "{repos}");
+    let on_disk: Vec<_> = walk(&agent.data_dir().join("repos"))
+        .into_iter()
+        .filter(|p| !p.starts_with(agent.repo_path("acme/app")))
+        .collect();
+    assert!(on_disk.is_empty(), "{on_disk:?}");
+    let err = stderr(&agent.cli(&["mirror", "credential", "set", "bad/host", "--token-stdin"]));
+    assert!(err.contains("not a host name"), "{err}");
+}
