@@ -35,14 +35,14 @@ OWNER, NAME = "bench", "big"
 REPO_PATH = f"{OWNER}/{NAME}.git"
 
 # Bump when the generator's output changes, so cached repositories are rebuilt.
-GEN_VERSION = 1
+GEN_VERSION = 2
 PROFILES = {
     # ~150 MB packed: ~3000 commits, ~5000 text files, ~330 versions of binary assets.
-    "full": dict(seed=20261102, text_files=5000, commits=3000, bin_initial=135,
-                 bin_mod_prob=0.045, bin_min=16 << 10, bin_max=2 << 20, ext_commits=20),
+    "full": dict(seed=20261102, text_files=5000, commits=3000, bin_initial=150,
+                 bin_mods=150, bin_bytes=125 << 20, bin_min=16 << 10, bin_max=2 << 20, ext_commits=20),
     # ~15 MB packed, for smoke checks.
     "quick": dict(seed=20261102, text_files=1200, commits=600, bin_initial=40,
-                  bin_mod_prob=0.05, bin_min=8 << 10, bin_max=512 << 10, ext_commits=20),
+                  bin_mods=30, bin_bytes=10 << 20, bin_min=8 << 10, bin_max=512 << 10, ext_commits=20),
 }
 
 
@@ -178,9 +178,18 @@ def generate_history(gitdir: Path, prof: dict, env: dict) -> dict:
         parts = [top] + [f"{rng.choice(tg.words)}{rng.randint(0, 30)}" for _ in range(depth)]
         return "/".join(parts) + "/" + rng.choice(tg.words) + tops[top]
 
+    # Binary assets: sizes drawn log-uniform, then scaled so that their sum is exactly
+    # bin_bytes (random bytes do not compress: this fixes the pack size).
+    brng = random.Random(prof["seed"] + 1)
+    lo, hi = prof["bin_min"], prof["bin_max"]
+    nbin = prof["bin_initial"] + prof["bin_mods"]
+    sizes = [lo * (hi / lo) ** brng.random() for _ in range(nbin)]
+    scale = prof["bin_bytes"] / sum(sizes)
+    sizes = [max(1024, int(x * scale)) for x in sizes]
+    bin_commits = set(brng.sample(range(1, prof["commits"]), prof["bin_mods"]))
+
     def bin_size():
-        lo, hi = prof["bin_min"], prof["bin_max"]
-        return int(lo * (hi / lo) ** rng.random())
+        return sizes.pop()
 
     def new_bin_path():
         kind, ext = rng.choice([("images", ".png"), ("sounds", ".wav"), ("models", ".bin"), ("fonts", ".ttf")])
@@ -216,7 +225,7 @@ def generate_history(gitdir: Path, prof: dict, env: dict) -> dict:
     for _ in range(prof["bin_initial"]):
         p = new_bin_path()
         bins[p] = bin_size()
-        changes.append((p, rng.randbytes(bins[p])))
+        changes.append((p, brng.randbytes(bins[p])))
     changes.append((".gitattributes", b"*.png binary\n*.wav binary\n*.bin binary\n*.ttf binary\n"))
     main = fi.commit("refs/heads/main", authors[0], when, "Initial import\n", None, changes)
     hot = list(texts)
@@ -252,13 +261,13 @@ def generate_history(gitdir: Path, prof: dict, env: dict) -> dict:
             if (p in texts or p in overlay) and p not in touched:
                 overlay[p] = None
                 ch.append((p, None))
-        if allow_bins and rng.random() < prof["bin_mod_prob"]:
-            if rng.random() < 0.7:
-                p = rng.choice(sorted(bins))
+        if allow_bins and i in bin_commits:
+            if brng.random() < 0.7:
+                p = brng.choice(sorted(bins))
             else:
                 p = new_bin_path()
             bins[p] = bin_size()
-            ch.append((p, rng.randbytes(bins[p])))
+            ch.append((p, brng.randbytes(bins[p])))
         if not ch:
             p = pick_hot()
             cur = overlay.get(p, texts.get(p)) or tg.lines(20)
