@@ -275,15 +275,20 @@ fn write_agent_file(
     ssh: Option<&str>,
     token: &str,
 ) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = data.agent_file();
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_string_pretty(&AgentFile {
         url: url.to_owned(),
         token: token.to_owned(),
         ssh: ssh.map(str::to_owned),
     })?;
+    write_private(&path, body.as_bytes())
+}
+
+/// Writes a 0600 file atomically (a temp file, synced, then renamed).
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -291,9 +296,9 @@ fn write_agent_file(
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(body.as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    std::fs::rename(&tmp, path)?;
     Ok(())
 }
 

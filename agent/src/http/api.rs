@@ -20,12 +20,9 @@ const MAX_JSON: u64 = 64 * 1024;
 const MAX_PAGE: usize = 100;
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
-    let a = {
-        let agent = agent.clone();
-        warp::any().map(move || agent.clone())
-    };
+    let a = super::with_agent(agent.clone());
     let who = caller(agent);
-    let base = || warp::path("api").and(warp::path("v1"));
+    let base = super::api_v1;
 
     let openapi = base()
         .and(warp::path!("openapi.json"))

@@ -21,12 +21,9 @@ use crate::agent::Agent;
 use crate::build::log;
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
-    let a = {
-        let agent = agent.clone();
-        warp::any().map(move || agent.clone())
-    };
+    let a = super::with_agent(agent.clone());
     let who = caller(agent);
-    let base = || warp::path("api").and(warp::path("v1"));
+    let base = super::api_v1;
 
     let list = base()
         .and(warp::path!("builds"))

@@ -25,10 +25,7 @@ type BodyReader = Pin<Box<dyn AsyncRead + Send>>;
 
 /// All git routes.
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
-    let with_agent = {
-        let agent = agent.clone();
-        warp::any().map(move || agent.clone())
-    };
+    let with_agent = super::with_agent(agent.clone());
     // `/api/...` and the like never reach git, so their errors stay API errors.
     let owner = warp::path::param::<String>().and_then(|owner: String| async move {
         if hangar_core::repo_name::is_reserved_owner(&owner) {

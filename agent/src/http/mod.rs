@@ -14,6 +14,18 @@ use warp::Filter;
 
 use crate::agent::Agent;
 
+/// Hands each request the shared agent.
+pub(crate) fn with_agent(
+    agent: Arc<Agent>,
+) -> impl Filter<Extract = (Arc<Agent>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || agent.clone())
+}
+
+/// The `/api/v1` prefix of every API route.
+pub(crate) fn api_v1() -> impl Filter<Extract = (), Error = warp::Rejection> + Copy {
+    warp::path("api").and(warp::path("v1"))
+}
+
 pub fn routes(
     agent: Arc<Agent>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible>

@@ -44,29 +44,12 @@ pub fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = PrivateKey::from(Ed25519Keypair::from_seed(&rand::random()));
-            write_private(path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
+            crate::agent::write_private(path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
             tracing::info!(path = %path.display(), "created the SSH host key");
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// The `SHA256:...` fingerprint users compare when ssh first asks about the host.
