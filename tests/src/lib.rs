@@ -244,14 +244,37 @@ impl Agent {
 
     /// Runs the CLI against this agent (through its data dir).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(hangar_bin())
+        self.cli_command(args).output().expect("run the CLI")
+    }
+
+    /// Runs the CLI with `input` on its stdin (a pipe, not a terminal).
+    pub fn cli_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write as _;
+        let mut child = self
+            .cli_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the CLI");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("CLI output")
+    }
+
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(hangar_bin());
+        command
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(args)
             .env_remove("HANGAR_URL")
-            .env_remove("HANGAR_TOKEN")
-            .output()
-            .expect("run the CLI")
+            .env_remove("HANGAR_TOKEN");
+        command
     }
 
     /// `ssh://` clone URL of a repository on this agent's SSH server.
@@ -324,6 +347,28 @@ impl Agent {
             .send()
             .and_then(|r| r.text())
             .expect("log")
+    }
+}
+
+/// Live logs (SSE), through the API.
+impl Agent {
+    /// Follows a job's log (`?follow=1`) until it ends; returns the raw
+    /// event stream. `last_event_id` resumes after that line.
+    pub fn follow_log(&self, build: &str, job: &str, last_event_id: Option<u64>) -> String {
+        let mut request = self
+            .http
+            .get(format!(
+                "{}/api/v1/builds/{build}/jobs/{job}/log?follow=1",
+                self.url
+            ))
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(90));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().expect("SSE stream");
+        assert_eq!(response.status().as_u16(), 200);
+        response.text().expect("SSE body")
     }
 }
 

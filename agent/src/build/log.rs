@@ -1,13 +1,16 @@
 //! Job logs: one file per job (`logs/BUILD/JOB.log`), a timestamp per line,
 //! ANSI colours kept, capped with the head and the tail kept, and a live feed
-//! for SSE followers.
+//! for SSE followers. Every line is masked here, before it reaches the file
+//! or a follower, so no caller can forget to.
 
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use tokio::sync::broadcast;
+
+use super::output::Masker;
 
 /// Lines of the tail kept in memory once the head cap is reached.
 const TAIL_LINES: usize = 2000;
@@ -26,6 +29,8 @@ pub struct JobLog {
     path: PathBuf,
     state: Mutex<State>,
     feed: broadcast::Sender<Line>,
+    /// The job's secrets and `::add-mask::` values.
+    masker: RwLock<Masker>,
 }
 
 struct State {
@@ -57,7 +62,21 @@ impl JobLog {
                 omitted: 0,
             }),
             feed,
+            masker: RwLock::new(Masker::default()),
         })
+    }
+
+    /// Masks `value` (and its forms) in every later line.
+    pub fn add_mask(&self, value: &str) {
+        self.masker
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(value);
+    }
+
+    /// The masker, for text that goes elsewhere (SQLite, API responses).
+    pub fn masker(&self) -> std::sync::RwLockReadGuard<'_, Masker> {
+        self.masker.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn path(&self) -> &Path {
@@ -73,9 +92,9 @@ impl JobLog {
         self.state.lock().map(|s| s.lines).unwrap_or(0)
     }
 
-    /// Appends one line (already masked) and returns its number.
+    /// Masks and appends one line; returns its number.
     pub fn line(&self, text: &str) -> u64 {
-        let mut text: String = text.trim_end_matches(['\n', '\r']).to_owned();
+        let mut text: String = self.masker().mask(text.trim_end_matches(['\n', '\r']));
         if text.len() > MAX_LINE {
             let mut end = MAX_LINE;
             while !text.is_char_boundary(end) {
@@ -173,6 +192,19 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("log capped")));
         assert_eq!(strip_timestamp(lines.last().unwrap()), "line 4999");
         assert!(lines.len() < 2100);
+    }
+
+    #[test]
+    fn lines_are_masked_for_the_file_and_followers() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = JobLog::create(&dir.path().join("job.log"), 1 << 20).unwrap();
+        let mut follower = log.subscribe();
+        log.add_mask("hunter2");
+        log.line("password: hunter2");
+        log.finish();
+        assert_eq!(follower.try_recv().unwrap().text, "password: ***");
+        let lines = read_lines(log.path()).unwrap();
+        assert_eq!(strip_timestamp(&lines[0]), "password: ***");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod output;
 pub mod plan;
 pub mod runner;
 pub mod scheduler;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,16 @@ impl Builds {
     /// Asks the scheduler to look for new events and free slots now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Stops running jobs (they record `cancelled` when they end).
+    pub fn stop_jobs(&self, jobs: &[JobId]) {
+        let running = self.lock();
+        for job in jobs {
+            if let Some(r) = running.get(job) {
+                r.cancel.cancel();
+            }
+        }
     }
 
     pub fn running(&self, job: JobId) -> Option<RunningJob> {

@@ -90,19 +90,22 @@ async fn plan_event(agent: &Arc<Agent>, event: StoredEvent) -> anyhow::Result<us
         }
     }
     let event_id = event.id;
-    agent
+    let (queued, stop) = agent
         .db(move |a| {
             a.store.write(|tx| {
                 if !builds::mark_planned(tx, event_id)? {
-                    return Ok(0);
+                    return Ok((0, Vec::new()));
                 }
+                let mut stop = Vec::new();
                 for p in &planned {
-                    insert(tx, repo_id, event_id, p)?;
+                    stop.extend(insert(tx, repo_id, event_id, p)?);
                 }
-                Ok::<_, anyhow::Error>(planned.len())
+                Ok::<_, anyhow::Error>((planned.len(), stop))
             })
         })
-        .await
+        .await?;
+    agent.builds.stop_jobs(&stop);
+    Ok(queued)
 }
 
 /// The workflow events a stored event stands for.
@@ -238,16 +241,18 @@ fn changed_paths(path: &Path, before: &str, after: &str) -> Option<Vec<String>> 
     (paths.len() <= MAX_CHANGED_PATHS).then_some(paths)
 }
 
+/// Inserts a planned build and its jobs; returns the running jobs its
+/// concurrency group cancels.
 fn insert(
     tx: &hangar_core::store::Transaction<'_>,
     repo_id: hangar_core::ids::RepoId,
     event_id: hangar_core::ids::EventId,
     p: &Planned,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<hangar_core::ids::JobId>> {
     let (context, concurrency, error) = match &p.outcome {
         Ok(plan) => (
             serde_json::json!({ "github": plan.github, "inputs": plan.inputs }),
-            plan.concurrency.as_ref().map(|c| c.group.clone()),
+            plan.concurrency.as_ref(),
             None,
         ),
         Err(message) => (serde_json::json!({}), None, Some(message.as_str())),
@@ -264,11 +269,14 @@ fn insert(
             git_ref: &p.git_ref,
             sha: &p.sha,
             error,
-            concurrency: concurrency.as_deref(),
+            concurrency: concurrency.map(|c| c.group.as_str()),
+            cancel_in_progress: concurrency.is_some_and(|c| c.cancel_in_progress),
             context: &context,
         },
     )?;
-    let Ok(plan) = &p.outcome else { return Ok(()) };
+    let Ok(plan) = &p.outcome else {
+        return Ok(Vec::new());
+    };
     for job in &plan.jobs {
         let executor = match job.executor {
             Executor::Host => "host",
@@ -302,5 +310,5 @@ fn insert(
         )?;
     }
     builds::refresh_build(tx, build)?;
-    Ok(())
+    Ok(builds::enter_group(tx, build)?)
 }

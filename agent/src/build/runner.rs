@@ -11,11 +11,14 @@ use std::time::Duration;
 use hangar_core::store::builds::{self, Job, Status};
 use hangar_core::workflow::expr::{self, Context, Value};
 use hangar_core::workflow::{JobSpec, StepAction, StepSpec};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncReadExt as _;
 
 use super::RunningJob;
-use super::output::{self, Command, Masker};
+use super::output::{self, Command, Lines, Piece};
 use crate::agent::Agent;
+
+/// Bytes of a line without a newline kept before it goes to the log in parts.
+const PENDING_LINE: usize = 64 * 1024;
 
 /// How a job ended.
 pub struct Outcome {
@@ -48,7 +51,6 @@ struct JobRun<'a> {
     /// `GITHUB_PATH` additions, first = highest priority.
     path: Vec<String>,
     steps: BTreeMap<String, Value>,
-    masker: Masker,
     status: expr::Status,
     sha: String,
 }
@@ -64,10 +66,18 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
                 let context = builds::context(c, build_id)?;
                 Ok::<_, anyhow::Error>((spec, build, context))
             })
+            .and_then(|(spec, build, context)| {
+                // Only the job's own repository's secrets (and global ones).
+                let secrets = match &build {
+                    Some(b) => super::secrets::resolve(a.secrets.as_ref(), b.repo_id)?,
+                    None => BTreeMap::new(),
+                };
+                Ok((spec, build, context, secrets))
+            })
         })
         .await;
-    let (spec, build, context) = match loaded {
-        Ok((spec, Some(build), context)) => (spec, build, context),
+    let (spec, build, context, secrets) = match loaded {
+        Ok((spec, Some(build), context, secrets)) => (spec, build, context, secrets),
         Ok(_) => return Outcome::failed("the build is gone".into()),
         Err(e) => return Outcome::failed(format!("cannot load the job: {e:#}")),
     };
@@ -95,7 +105,14 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
     contexts.insert("matrix".to_owned(), Value::Object(spec.matrix.clone()));
     contexts.insert("strategy".to_owned(), spec.strategy.clone());
     contexts.insert("needs".to_owned(), super::scheduler::needs_context(&needed));
-    contexts.insert("secrets".to_owned(), Value::Object(BTreeMap::new()));
+    for value in secrets.values() {
+        running.log.add_mask(value);
+    }
+    let secrets = secrets
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    contexts.insert("secrets".to_owned(), Value::Object(secrets));
     contexts.insert("vars".to_owned(), Value::Object(BTreeMap::new()));
     contexts.insert(
         "runner".to_owned(),
@@ -115,7 +132,6 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
         env: BTreeMap::new(),
         path: Vec::new(),
         steps: BTreeMap::new(),
-        masker: Masker::default(),
         status: expr::Status::Success,
         sha: build.sha.clone(),
     };
@@ -159,7 +175,12 @@ fn runner_arch() -> &'static str {
 
 impl JobRun<'_> {
     fn log(&self, text: &str) -> u64 {
-        self.running.log.line(&self.masker.mask(text))
+        self.running.log.line(text)
+    }
+
+    /// `text` with the job's secrets masked, for SQLite and the API.
+    fn mask(&self, text: &str) -> String {
+        self.running.log.masker().mask(text)
     }
 
     fn context(&self) -> Context<'static> {
@@ -281,7 +302,7 @@ impl JobRun<'_> {
 
     async fn record_step(&self, number: usize, name: &str, status: Status) {
         let job = self.job.id;
-        let name = name.to_owned();
+        let name = self.mask(name);
         let result = self
             .agent
             .db(move |a| {
@@ -302,10 +323,8 @@ impl JobRun<'_> {
             .outputs
             .iter()
             .map(|(k, v)| {
-                (
-                    k.clone(),
-                    expr::render_string(v, &ctx).unwrap_or_default().into(),
-                )
+                let value = expr::render_string(v, &ctx).unwrap_or_default();
+                (k.clone(), self.mask(&value).into())
             })
             .collect();
         let (status, reason) = match self.status {
@@ -529,20 +548,25 @@ impl JobRun<'_> {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err("the step's output pipes are missing".into());
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
-        for pipe in [
+        // Raw chunks from both pipes; each pipe's lines are put together
+        // here, so a value written in pieces is masked as a whole.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Vec<u8>)>(256);
+        for (index, pipe) in [
             Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
             Box::new(stderr),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let tx = tx.clone();
             tokio::spawn(async move {
-                let mut reader = BufReader::new(pipe);
+                let mut pipe = pipe;
+                let mut buf = vec![0u8; 16 * 1024];
                 loop {
-                    let mut line = Vec::new();
-                    match reader.read_until(b'\n', &mut line).await {
+                    match pipe.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(_) => {
-                            if tx.send(line).await.is_err() {
+                        Ok(n) => {
+                            if tx.send((index, buf[..n].to_vec())).await.is_err() {
                                 return;
                             }
                         }
@@ -550,6 +574,7 @@ impl JobRun<'_> {
                 }
             });
         }
+        let mut lines = [Lines::new(PENDING_LINE), Lines::new(PENDING_LINE)];
         drop(tx);
         let deadline = async {
             match timeout {
@@ -562,8 +587,18 @@ impl JobRun<'_> {
         let mut stopped: Option<String> = None;
         loop {
             tokio::select! {
-                line = rx.recv() => match line {
-                    Some(line) => self.output_line(&String::from_utf8_lossy(&line)).await,
+                chunk = rx.recv() => match chunk {
+                    Some((index, bytes)) => {
+                        let pieces = lines[index].push(&bytes, &self.running.log.masker());
+                        for piece in pieces {
+                            match piece {
+                                Piece::Line(line) => self.output_line(&line).await,
+                                Piece::Part(part) => {
+                                    self.log(&part);
+                                }
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = cancel.cancelled(), if stopped.is_none() => {
@@ -575,6 +610,9 @@ impl JobRun<'_> {
                     stopped = Some("the step exceeded its timeout-minutes".into());
                 }
             }
+        }
+        for rest in lines.iter_mut().filter_map(Lines::finish) {
+            self.output_line(&rest).await;
         }
         let status = child
             .wait()
@@ -610,11 +648,12 @@ impl JobRun<'_> {
         let line = raw.trim_end_matches(['\n', '\r']);
         match output::parse(line) {
             Some(Command::Mask(value)) => {
-                self.masker.add(&value);
+                self.running.log.add_mask(&value);
                 self.log("::add-mask::***");
             }
             Some(Command::Annotate(mut annotation)) => {
-                annotation.message = self.masker.mask(&annotation.message);
+                annotation.message = self.mask(&annotation.message);
+                annotation.file = annotation.file.map(|f| self.mask(&f));
                 annotation.log_line = Some(self.log(line) as i64);
                 let job = self.job.id;
                 let result = self

@@ -87,18 +87,33 @@ enum Decision {
     Start,
 }
 
+/// What a queued job waits on besides its `needs` and a slot.
+struct Waits {
+    /// The build of its workflow-level concurrency group that runs now.
+    holder: Option<builds::Build>,
+    /// Unfinished jobs of its job-level concurrency group (itself excluded),
+    /// each with whether its `needs` are done (so it waits only for the group).
+    group: Vec<(Job, bool)>,
+}
+
 async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
     let build_id = job.build_id;
     let id = job.id;
-    let (siblings, spec) = agent
+    let (siblings, spec, waits) = agent
         .db(move |a| {
             a.store.read(|c| {
-                Ok::<_, anyhow::Error>((builds::jobs(c, build_id)?, builds::job_spec(c, id)?))
+                let siblings = builds::jobs(c, build_id)?;
+                let spec = builds::job_spec(c, id)?;
+                let waits = waits(c, id, build_id, &spec)?;
+                Ok::<_, anyhow::Error>((siblings, spec, waits))
             })
         })
         .await?;
     let decision = match serde_json::from_str::<JobSpec>(&spec) {
-        Ok(spec) => decide(agent, &job, spec.condition.as_deref(), &siblings),
+        Ok(spec) => match decide(agent, &job, spec.condition.as_deref(), &siblings) {
+            Decision::Start => concurrency(agent, &job, &spec, &siblings, &waits).await?,
+            other => other,
+        },
         Err(e) => Decision::Fail(format!("stored job spec is unreadable: {e}")),
     };
     let (status, reason) = match decision {
@@ -175,6 +190,107 @@ fn decide(agent: &Arc<Agent>, job: &Job, condition: Option<&str>, siblings: &[Jo
     Decision::Start
 }
 
+fn waits(
+    c: &hangar_core::store::Connection,
+    id: hangar_core::ids::JobId,
+    build_id: BuildId,
+    spec: &str,
+) -> anyhow::Result<Waits> {
+    let Some(build) = builds::get(c, build_id)? else {
+        return Ok(Waits {
+            holder: None,
+            group: Vec::new(),
+        });
+    };
+    let holder = builds::group_holder(c, &build)?;
+    let group_name = serde_json::from_str::<serde_json::Value>(spec)?["concurrency"]["group"]
+        .as_str()
+        .map(str::to_owned);
+    let mut group = Vec::new();
+    if let Some(name) = group_name {
+        for other in builds::group_jobs(c, build.repo_id, &name)? {
+            if other.id == id {
+                continue;
+            }
+            let ready = builds::jobs(c, other.build_id)?
+                .iter()
+                .filter(|s| other.needs.contains(&s.key))
+                .all(|s| s.status.is_finished());
+            group.push((other, ready));
+        }
+    }
+    Ok(Waits { holder, group })
+}
+
+/// A job that could start, held back by concurrency: its build's group, its
+/// matrix's `max-parallel`, its own job-level group (GitHub's rules: one
+/// running and one pending; a newer pending job replaces an older one, and
+/// with `cancel-in-progress` it stops the running one).
+async fn concurrency(
+    agent: &Arc<Agent>,
+    job: &Job,
+    spec: &JobSpec,
+    siblings: &[Job],
+    waits: &Waits,
+) -> anyhow::Result<Decision> {
+    if waits.holder.is_some() {
+        return Ok(Decision::Wait);
+    }
+    if let Some(max) = spec.strategy.get("max-parallel").map(Value::to_number)
+        && max >= 1.0
+    {
+        let running = siblings
+            .iter()
+            .filter(|s| s.key == job.key && s.status == Status::Running)
+            .count();
+        if running as f64 >= max {
+            return Ok(Decision::Wait);
+        }
+    }
+    let Some(group) = &spec.concurrency else {
+        return Ok(Decision::Start);
+    };
+    let running: Vec<_> = waits
+        .group
+        .iter()
+        .filter(|(j, _)| j.status == Status::Running)
+        .map(|(j, _)| j.id)
+        .collect();
+    if running.is_empty() {
+        return Ok(Decision::Start);
+    }
+    if group.cancel_in_progress {
+        agent.builds.stop_jobs(&running);
+    }
+    // This job is now the group's pending one: older pending ones give way.
+    let replaced: Vec<(hangar_core::ids::JobId, BuildId)> = waits
+        .group
+        .iter()
+        .filter(|(j, ready)| *ready && j.status == Status::Queued && j.id < job.id)
+        .map(|(j, _)| (j.id, j.build_id))
+        .collect();
+    if !replaced.is_empty() {
+        let reason = format!(
+            "cancelled: replaced by a newer job waiting in concurrency group {:?}",
+            group.group
+        );
+        agent
+            .db(move |a| {
+                a.store
+                    .write(|tx| {
+                        for (id, build) in &replaced {
+                            builds::set_job_status(tx, *id, Status::Cancelled, Some(&reason))?;
+                            builds::refresh_build(tx, *build)?;
+                        }
+                        Ok::<_, hangar_core::store::StoreError>(())
+                    })
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
+    }
+    Ok(Decision::Wait)
+}
+
 /// The `needs` context: each needed job's `result` and `outputs`.
 pub fn needs_context(needed: &[&Job]) -> Value {
     let mut map = std::collections::BTreeMap::new();
@@ -237,15 +353,43 @@ async fn finish(
                 .write(|tx| {
                     builds::set_job_outputs(tx, job, &outcome.outputs)?;
                     builds::set_job_status(tx, job, outcome.status, outcome.reason.as_deref())?;
-                    builds::refresh_build(tx, build)
+                    let stop = match outcome.status {
+                        Status::Failure => fail_fast(tx, job, build)?,
+                        _ => Vec::new(),
+                    };
+                    Ok::<_, anyhow::Error>((builds::refresh_build(tx, build)?, stop))
                 })
-                .map_err(anyhow::Error::from)
         })
         .await;
     match result {
-        Ok(status) => {
+        Ok((status, stop)) => {
+            agent.builds.stop_jobs(&stop);
             tracing::info!(build = %build, job = %job, "job finished; build is {}", status.as_str())
         }
         Err(e) => tracing::error!(job = %job, "cannot record the job's end: {e:#}"),
     }
+}
+
+/// `strategy.fail-fast` (on by default): a failed matrix job cancels the
+/// other jobs of its matrix. Returns the running ones to stop.
+fn fail_fast(
+    tx: &hangar_core::store::Connection,
+    job: hangar_core::ids::JobId,
+    build: BuildId,
+) -> anyhow::Result<Vec<hangar_core::ids::JobId>> {
+    let spec: JobSpec = serde_json::from_str(&builds::job_spec(tx, job)?)?;
+    let strategy = &spec.strategy;
+    let in_matrix = strategy.get("job-total").map(Value::to_number) > Some(1.0);
+    let fail_fast = strategy.get("fail-fast").is_none_or(Value::is_truthy);
+    if !in_matrix || !fail_fast {
+        return Ok(Vec::new());
+    }
+    let Some(failed) = builds::job(tx, job)? else {
+        return Ok(Vec::new());
+    };
+    let reason = format!(
+        "cancelled: {} failed and the matrix is fail-fast",
+        failed.name
+    );
+    Ok(builds::cancel_jobs(tx, build, Some(&spec.id), &reason)?)
 }

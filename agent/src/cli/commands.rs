@@ -1,4 +1,4 @@
-//! The client commands: status, repo, token, key, user.
+//! The client commands: status, repo, token, key, user (and the dispatch to the others).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -98,6 +98,7 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::User(c) => user(client, c).await,
         Command::Build(c) => super::builds::run(client, c).await,
         Command::Mirror(c) => super::mirror::run(client, c).await,
+        Command::Secret(c) => super::secret::run(client, c).await,
     }
 }
 
@@ -115,7 +116,7 @@ pub fn s(value: &Value) -> String {
 }
 
 /// `OWNER/NAME` as the API's path segments, checked before use.
-fn repo_path(name: &str) -> anyhow::Result<String> {
+pub fn repo_path(name: &str) -> anyhow::Result<String> {
     let name = hangar_core::repo_name::RepoName::parse(name)?;
     Ok(format!("/repos/{}/{}", name.owner(), name.name()))
 }

@@ -5,6 +5,7 @@ mod builds;
 mod client;
 mod commands;
 mod mirror;
+mod secret;
 mod serve;
 mod table;
 
@@ -62,6 +63,9 @@ pub enum Command {
     /// Pull and push mirrors, their health, and their credentials.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
+    /// Workflow secrets for `${{ secrets.NAME }}`: set, list, remove.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
 }
 
 pub fn main() -> ExitCode {

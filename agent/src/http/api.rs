@@ -342,7 +342,9 @@ async fn delete_repo(owner: String, name: String, agent: Arc<Agent>, caller: Cal
         .db(move |a| {
             a.store
                 .write(|tx| repos::delete(tx, id))
-                .map_err(ApiError::from)
+                .map_err(ApiError::from)?;
+            // Its secrets would otherwise outlive it, unreachable.
+            crate::build::secrets::remove_all(a.secrets.as_ref(), id).map_err(ApiError::internal)
         })
         .await?;
     crate::git::repos::remove(&crate::git::repos::path(&agent.data, &repo.name))

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hangar_core::ids::{BuildId, JobId};
 use hangar_core::repo_name::RepoName;
-use hangar_core::store::builds::{self, Status};
+use hangar_core::store::builds;
 use hangar_core::store::{events, repos};
 use serde::Deserialize;
 use warp::Filter;
@@ -319,28 +319,16 @@ async fn action(
                     build.status.as_str()
                 )));
             }
-            let jobs = agent
+            let stop = agent
                 .db(move |a| {
-                    a.store.write(|tx| {
-                        let jobs = builds::jobs(tx, build_id)?;
-                        for job in jobs.iter().filter(|j| j.status == Status::Queued) {
-                            builds::set_job_status(
-                                tx,
-                                job.id,
-                                Status::Cancelled,
-                                Some("cancelled before it started"),
-                            )?;
-                        }
-                        builds::refresh_build(tx, build_id)?;
-                        Ok::<_, ApiError>(jobs)
-                    })
+                    a.store
+                        .write(|tx| {
+                            builds::cancel_jobs(tx, build_id, None, "cancelled before it started")
+                        })
+                        .map_err(ApiError::from)
                 })
                 .await?;
-            for job in jobs.iter().filter(|j| j.status == Status::Running) {
-                if let Some(running) = agent.builds.running(job.id) {
-                    running.cancel.cancel();
-                }
-            }
+            agent.builds.stop_jobs(&stop);
             json_reply(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({ "id": build_id, "status": "cancelling" }),
@@ -351,10 +339,19 @@ async fn action(
             let new = agent
                 .db(move |a| {
                     a.store
-                        .write(|tx| builds::rerun(tx, build_id, failed_only))
+                        .write(|tx| {
+                            let new = builds::rerun(tx, build_id, failed_only)?;
+                            let stop = match new {
+                                Some(id) => builds::enter_group(tx, id)?,
+                                None => Vec::new(),
+                            };
+                            Ok::<_, hangar_core::store::StoreError>((new, stop))
+                        })
                         .map_err(ApiError::from)
                 })
                 .await?;
+            let (new, stop) = new;
+            agent.builds.stop_jobs(&stop);
             agent.builds.wake();
             let new = new.ok_or_else(|| ApiError::not_found("build is gone"))?;
             let shown = agent

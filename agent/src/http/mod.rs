@@ -7,6 +7,7 @@ pub mod error;
 pub mod git;
 pub mod mirrors;
 pub mod openapi;
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -36,13 +37,17 @@ pub fn routes(
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::Reply::into_response("ok\n"));
+    // Before `api`, whose `repos/{owner}/{name}/{part}` answers every part.
     healthz
+        .or(secrets::routes(agent.clone()))
+        .unify()
         .or(api::routes(agent.clone()))
         .unify()
         .or(builds::routes(agent.clone()))
         .unify()
         .or(mirrors::routes(agent.clone()))
         .unify()
+
         .or(git::routes(agent))
         .unify()
         .recover(error::recover)

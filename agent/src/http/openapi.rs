@@ -42,6 +42,8 @@ pub fn document() -> Value {
                 "NewKey": { "type": "object", "required": ["key"], "additionalProperties": false, "properties": {
                     "key": { "type": "string", "maxLength": 16384, "description": "OpenSSH public key line: ed25519, ECDSA or RSA (2048+ bits)" },
                     "name": { "type": "string", "maxLength": 100, "description": "Label; defaults to the key's comment" } } },
+                "NewSecret": { "type": "object", "required": ["value"], "additionalProperties": false, "properties": {
+                    "value": { "type": "string", "minLength": 1, "maxLength": 49152, "description": "Never returned by any endpoint; masked in build logs" } } },
                 "NewToken": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "maxLength": 100 } } },
                 "NewUser": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "name": { "type": "string", "maxLength": 64 }, "role": { "type": "string", "enum": ["admin", "member", "reader"] } } }
@@ -73,6 +75,17 @@ pub fn document() -> Value {
                 "post": with_body(op("Add an SSH public key for git over SSH", "keys"), "NewKey", true)
             },
             "/api/v1/keys/{id}": { "delete": params(op("Remove an SSH key (yours, or any as admin)", "keys"), &[("id", "path")]) },
+            "/api/v1/secrets": { "get": op("Global workflow secrets: names only (admin)", "secrets") },
+            "/api/v1/secrets/{secret}": {
+                "put": params(with_body(op("Create or replace a global workflow secret (admin)", "secrets"), "NewSecret", true), &[("secret", "path")]),
+                "delete": params(op("Remove a global workflow secret (admin)", "secrets"), &[("secret", "path")])
+            },
+            "/api/v1/repos/{owner}/{name}/secrets": { "get": params(op("A repository's workflow secrets and the global ones its jobs see: names and scopes only (write access)", "secrets"), &repo) },
+            "/api/v1/repos/{owner}/{name}/secrets/{secret}": {
+                "put": params(with_body(op("Create or replace a repository secret; it overrides a global one of the same name (write access)", "secrets"), "NewSecret", true),
+                    &[("owner", "path"), ("name", "path"), ("secret", "path")]),
+                "delete": params(op("Remove a repository secret (write access)", "secrets"), &[("owner", "path"), ("name", "path"), ("secret", "path")])
+            },
             "/api/v1/users": {
                 "get": op("List users (admin)", "users"),
                 "post": with_body(op("Create a user and a first token (admin)", "users"), "NewUser", true)

@@ -87,6 +87,7 @@ pub struct Build {
     pub status: Status,
     pub error: Option<String>,
     pub concurrency: Option<String>,
+    pub cancel_in_progress: bool,
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -116,6 +117,7 @@ fn build_from_row(row: &Row<'_>) -> rusqlite::Result<Build> {
         status: row.get("status")?,
         error: row.get("error")?,
         concurrency: row.get("concurrency")?,
+        cancel_in_progress: row.get("cancel_in_progress")?,
         created_at: format_ms(row.get("created_at")?),
         started_at: started.map(format_ms),
         finished_at: finished.map(format_ms),
@@ -136,6 +138,8 @@ pub struct NewBuild<'a> {
     /// `None` for a plannable build; the parser's or planner's message for an invalid one.
     pub error: Option<&'a str>,
     pub concurrency: Option<&'a str>,
+    /// Whether entering the group cancels the build in progress.
+    pub cancel_in_progress: bool,
     /// The `github` (and `inputs`) contexts the jobs evaluate against.
     pub context: &'a serde_json::Value,
 }
@@ -154,8 +158,8 @@ pub fn insert_build(conn: &Connection, new: &NewBuild<'_>) -> Result<BuildId> {
     };
     conn.execute(
         "INSERT INTO builds (id, repo_id, event_id, number, workflow_file, workflow_name, title, trigger, git_ref, sha,
-                             status, error, concurrency, context, created_at, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                             status, error, concurrency, context, created_at, finished_at, cancel_in_progress)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             id,
             new.repo_id,
@@ -172,7 +176,8 @@ pub fn insert_build(conn: &Connection, new: &NewBuild<'_>) -> Result<BuildId> {
             new.concurrency,
             new.context.to_string(),
             now_ms(),
-            finished
+            finished,
+            new.cancel_in_progress
         ],
     )?;
     Ok(id)
@@ -561,6 +566,7 @@ pub fn rerun(conn: &Connection, id: BuildId, failed_only: bool) -> Result<Option
             sha: &old.sha,
             error: old.error.as_deref(),
             concurrency: old.concurrency.as_deref(),
+            cancel_in_progress: old.cancel_in_progress,
             context: &context,
         },
     )?;
@@ -589,4 +595,196 @@ pub fn rerun(conn: &Connection, id: BuildId, failed_only: bool) -> Result<Option
     }
     refresh_build(conn, new)?;
     Ok(Some(new))
+}
+
+/// Cancels a build's queued jobs (only those of matrix job `key` when given)
+/// with `reason`, and returns its running ones (of `key`), whose processes
+/// the caller must stop; they record `cancelled` when they end.
+pub fn cancel_jobs(
+    conn: &Connection,
+    build: BuildId,
+    key: Option<&str>,
+    reason: &str,
+) -> Result<Vec<JobId>> {
+    let mut running = Vec::new();
+    for job in jobs(conn, build)?
+        .into_iter()
+        .filter(|j| key.is_none_or(|k| j.key == k))
+    {
+        match job.status {
+            Status::Queued => set_job_status(conn, job.id, Status::Cancelled, Some(reason))?,
+            Status::Running => running.push(job.id),
+            _ => {}
+        }
+    }
+    refresh_build(conn, build)?;
+    Ok(running)
+}
+
+/// Unfinished builds of `build`'s repository and workflow-level concurrency
+/// group, other than `build`, oldest first.
+fn group_builds(conn: &Connection, build: &Build) -> Result<Vec<Build>> {
+    let Some(group) = &build.concurrency else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT {BUILD_COLUMNS} FROM builds b JOIN repos r ON r.id = b.repo_id
+         WHERE b.repo_id = ?1 AND b.concurrency = ?2 AND b.id != ?3 AND b.status IN ('queued', 'running')
+         ORDER BY b.id"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(params![build.repo_id, group, build.id], build_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A new build joins its concurrency group, as on GitHub: with
+/// `cancel-in-progress` every other unfinished build of the group is
+/// cancelled; without it, only the one still waiting (a group holds one
+/// running and one pending build). Returns the running jobs to stop.
+pub fn enter_group(conn: &Connection, id: BuildId) -> Result<Vec<JobId>> {
+    let Some(build) = get(conn, id)? else {
+        return Ok(Vec::new());
+    };
+    let mut stop = Vec::new();
+    for other in group_builds(conn, &build)? {
+        let group = build.concurrency.as_deref().unwrap_or_default();
+        if build.cancel_in_progress {
+            let reason = format!(
+                "cancelled: build #{} entered concurrency group {group:?} with cancel-in-progress",
+                build.number
+            );
+            stop.extend(cancel_jobs(conn, other.id, None, &reason)?);
+        } else if other.status == Status::Queued {
+            let reason = format!(
+                "cancelled: replaced by build #{} waiting in concurrency group {group:?}",
+                build.number
+            );
+            cancel_jobs(conn, other.id, None, &reason)?;
+        }
+    }
+    Ok(stop)
+}
+
+/// The build of `build`'s concurrency group that has started and not
+/// finished, which `build` must wait for.
+pub fn group_holder(conn: &Connection, build: &Build) -> Result<Option<Build>> {
+    Ok(group_builds(conn, build)?
+        .into_iter()
+        .find(|b| b.status == Status::Running))
+}
+
+/// Unfinished jobs of `repo` in the job-level concurrency group `group`.
+pub fn group_jobs(conn: &Connection, repo: RepoId, group: &str) -> Result<Vec<Job>> {
+    let mut stmt = conn.prepare(
+        "SELECT j.* FROM jobs j JOIN builds b ON b.id = j.build_id
+         WHERE j.status IN ('queued', 'running') AND b.repo_id = ?1
+           AND json_extract(j.spec, '$.concurrency.group') = ?2
+         ORDER BY j.created_at, j.id",
+    )?;
+    let rows = stmt.query_map(params![repo, group], job_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo_name::RepoName;
+    use crate::store::{StoreError, repos, test_store};
+
+    fn build(conn: &Connection, repo: RepoId, group: &str, cancel: bool) -> BuildId {
+        let id = insert_build(
+            conn,
+            &NewBuild {
+                repo_id: repo,
+                event_id: None,
+                workflow_file: ".github/workflows/ci.yml",
+                workflow_name: "ci",
+                title: "ci",
+                trigger: "push",
+                git_ref: "refs/heads/main",
+                sha: "0000000000000000000000000000000000000000",
+                error: None,
+                concurrency: Some(group),
+                cancel_in_progress: cancel,
+                context: &serde_json::json!({}),
+            },
+        )
+        .unwrap();
+        insert_job(conn, id, "a", "a", &[], "host", "{}", Status::Queued, None).unwrap();
+        id
+    }
+
+    fn status(conn: &Connection, id: BuildId) -> Status {
+        get(conn, id).unwrap().unwrap().status
+    }
+
+    fn start(conn: &Connection, id: BuildId) -> JobId {
+        let job = jobs(conn, id).unwrap()[0].id;
+        set_job_status(conn, job, Status::Running, None).unwrap();
+        refresh_build(conn, id).unwrap();
+        job
+    }
+
+    #[test]
+    fn a_group_holds_one_running_and_one_pending_build() {
+        let (_dir, store) = test_store();
+        store
+            .write(|tx| {
+                let repo = repos::create(tx, &RepoName::parse("a/b").unwrap(), false, "")?.id;
+                let first = build(tx, repo, "g", false);
+                assert!(enter_group(tx, first)?.is_empty());
+                start(tx, first);
+                let second = build(tx, repo, "g", false);
+                assert!(enter_group(tx, second)?.is_empty());
+                let waiting = get(tx, second)?.unwrap();
+                assert_eq!(group_holder(tx, &waiting)?.map(|b| b.id), Some(first));
+                // A third replaces the pending second; the running first goes on.
+                let third = build(tx, repo, "g", false);
+                assert!(enter_group(tx, third)?.is_empty());
+                assert_eq!(status(tx, second), Status::Cancelled);
+                assert_eq!(status(tx, first), Status::Running);
+                // Another group, or another repository, is not affected.
+                let other = build(tx, repo, "h", true);
+                assert!(enter_group(tx, other)?.is_empty());
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn cancel_in_progress_stops_the_running_build() {
+        let (_dir, store) = test_store();
+        store
+            .write(|tx| {
+                let repo = repos::create(tx, &RepoName::parse("a/b").unwrap(), false, "")?.id;
+                let first = build(tx, repo, "g", true);
+                let running = start(tx, first);
+                let second = build(tx, repo, "g", true);
+                assert_eq!(enter_group(tx, second)?, vec![running]);
+                // The running job records `cancelled` itself when it stops.
+                set_job_status(tx, running, Status::Cancelled, Some("cancelled"))?;
+                refresh_build(tx, first)?;
+                assert_eq!(status(tx, first), Status::Cancelled);
+                assert!(group_holder(tx, &get(tx, second)?.unwrap())?.is_none());
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn job_groups_are_read_from_specs() {
+        let (_dir, store) = test_store();
+        store
+            .write(|tx| {
+                let repo = repos::create(tx, &RepoName::parse("a/b").unwrap(), false, "")?.id;
+                let b = build(tx, repo, "g", false);
+                let spec = r#"{"concurrency":{"group":"deploy","cancel_in_progress":false}}"#;
+                let job = insert_job(tx, b, "d", "d", &[], "host", spec, Status::Queued, None)?;
+                let found: Vec<JobId> = group_jobs(tx, repo, "deploy")?.iter().map(|j| j.id).collect();
+                assert_eq!(found, vec![job]);
+                assert!(group_jobs(tx, repo, "other")?.is_empty());
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
 }

@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
+    (
+        "0007_secrets_concurrency",
+        include_str!("migrations/0007_secrets_concurrency.sql"),
+    ),
 ];
 
 /// A store failure.
