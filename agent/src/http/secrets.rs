@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use warp::Filter;
+use warp::{Filter, Reply as _};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -29,7 +29,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(a.clone())
         .and(who.clone())
-        .then(|agent, caller: Caller| async move {
+        .then(|agent: Arc<Agent>, caller: Caller| async move {
             caller.require_admin()?;
             list(agent, None).await
         });
@@ -39,7 +39,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .and(body())
-        .then(|name, agent, caller: Caller, body| async move {
+        .then(|name: String, agent: Arc<Agent>, caller: Caller, body: NewSecret| async move {
             caller.require_admin()?;
             set(agent, Scope::Global, None, name, body).await
         });
@@ -48,7 +48,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::delete())
         .and(a.clone())
         .and(who.clone())
-        .then(|name, agent, caller: Caller| async move {
+        .then(|name: String, agent: Arc<Agent>, caller: Caller| async move {
             caller.require_admin()?;
             remove(agent, Scope::Global, name).await
         });
@@ -57,7 +57,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(a.clone())
         .and(who.clone())
-        .then(|owner, name, agent, caller| async move {
+        .then(|owner: String, name: String, agent: Arc<Agent>, caller: Caller| async move {
             let (repo, _) = writable_repo(&agent, &caller, &owner, &name).await?;
             list(agent, Some(repo)).await
         });
@@ -67,7 +67,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .and(body())
-        .then(|owner, name, secret, agent, caller, body| async move {
+        .then(|owner: String, name: String, secret: String, agent: Arc<Agent>, caller: Caller, body: NewSecret| async move {
             let (repo, shown) = writable_repo(&agent, &caller, &owner, &name).await?;
             set(agent, Scope::Repo(repo), Some(shown), secret, body).await
         });
@@ -76,7 +76,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(warp::delete())
         .and(a)
         .and(who)
-        .then(|owner, name, secret, agent, caller| async move {
+        .then(|owner: String, name: String, secret: String, agent: Arc<Agent>, caller: Caller| async move {
             let (repo, _) = writable_repo(&agent, &caller, &owner, &name).await?;
             remove(agent, Scope::Repo(repo), secret).await
         });
