@@ -65,13 +65,19 @@ jobs:
 
     let started = Instant::now();
     let all = builds(&agent, "acme/app", 2);
-    assert!(started.elapsed() < Duration::from_secs(50), "the first build was not stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the first build was not stopped"
+    );
     assert_eq!(all[0]["status"], "cancelled", "{:#}", all[0]);
     assert_eq!(all[0]["concurrency"], "ci-refs/heads/main");
     assert_eq!(all[1]["status"], "success", "{:#}", all[1]);
     // The second started only once the first had ended.
     let (first, second) = (&all[0]["jobs"][0], &all[1]["jobs"][0]);
-    assert!(text(second, "started_at") >= text(first, "finished_at"), "{first:#} {second:#}");
+    assert!(
+        text(second, "started_at") >= text(first, "finished_at"),
+        "{first:#} {second:#}"
+    );
 }
 
 #[test]
@@ -167,31 +173,42 @@ fn matrix_fail_fast_and_max_parallel() {
     push(&agent, work.path(), "acme/app");
     let started = Instant::now();
     let build = builds(&agent, "acme/app", 1).remove(0);
-    assert!(started.elapsed() < Duration::from_secs(50), "fail-fast did not stop `stopped (2)`");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "fail-fast did not stop `stopped (2)`"
+    );
     let job = |name: &str| job_named(&build, name).clone();
-    let status = |name: &str| text(&job(name), "status").to_owned();
+    let status = |name: &str| format!("{name}: {}", text(&job(name), "status"));
 
     // max-parallel 1: one after the other; the failure cancels the rest.
-    assert_eq!(status("serial (1)"), "success");
-    assert_eq!(status("serial (2)"), "failure");
-    assert_eq!(status("serial (3)"), "cancelled");
+    assert_eq!(status("serial (1)"), "serial (1): success", "{build:#}");
+    assert_eq!(status("serial (2)"), "serial (2): failure", "{build:#}");
+    assert_eq!(status("serial (3)"), "serial (3): cancelled", "{build:#}");
     assert!(text(&job("serial (3)"), "reason").contains("fail-fast"));
     assert!(text(&job("serial (2)"), "started_at") >= text(&job("serial (1)"), "finished_at"));
 
     // fail-fast off: the others run on; max-parallel 2 holds the third back.
-    assert_eq!(status("tolerant (1)"), "failure");
-    assert_eq!(status("tolerant (2)"), "success");
-    assert_eq!(status("tolerant (3)"), "success");
+    assert_eq!(status("tolerant (1)"), "tolerant (1): failure", "{build:#}");
+    assert_eq!(status("tolerant (2)"), "tolerant (2): success", "{build:#}");
+    assert_eq!(status("tolerant (3)"), "tolerant (3): success", "{build:#}");
     let third = job("tolerant (3)");
     let earliest_end = ["tolerant (1)", "tolerant (2)"]
         .iter()
-        .map(|n| job(n)["finished_at"].as_str().unwrap_or_default().to_owned())
+        .map(|n| {
+            job(n)["finished_at"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .min()
         .unwrap_or_default();
-    assert!(text(&third, "started_at") >= earliest_end.as_str(), "{build:#}");
+    assert!(
+        text(&third, "started_at") >= earliest_end.as_str(),
+        "{build:#}"
+    );
 
     // A running sibling is stopped.
-    assert_eq!(status("stopped (1)"), "failure");
-    assert_eq!(status("stopped (2)"), "cancelled");
+    assert_eq!(status("stopped (1)"), "stopped (1): failure", "{build:#}");
+    assert_eq!(status("stopped (2)"), "stopped (2): cancelled", "{build:#}");
     assert_eq!(build["status"], "failure");
 }

@@ -60,11 +60,11 @@ jobs:
       - run: echo done-marker
 "#;
 
-/// Every form a secret takes that must never be shown.
-fn forms() -> Vec<String> {
+/// Every form the values take that must never be shown.
+fn forms(values: &[&str]) -> Vec<String> {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let mut out = Vec::new();
-    for value in [TOKEN, MULTI, QUOTED, RUNTIME] {
+    for &value in values {
         out.push(value.to_owned());
         out.extend(value.lines().map(str::to_owned));
         out.push(b64(value));
@@ -75,9 +75,17 @@ fn forms() -> Vec<String> {
     out
 }
 
+/// No secret, nor the `::add-mask::` value, shows in `text`.
 fn assert_clean(what: &str, text: &str) {
-    for form in forms() {
-        assert!(!text.contains(&form), "{form:?} leaked in {what}:\n{text}");
+    assert_none_of(&[TOKEN, MULTI, QUOTED, RUNTIME], what, text);
+}
+
+fn assert_none_of(values: &[&str], what: &str, text: &str) {
+    for form in forms(values) {
+        if let Some(at) = text.find(&form) {
+            let around: String = text[at.saturating_sub(200)..].chars().take(400).collect();
+            panic!("{form:?} leaked in {what}, at: {around:?}");
+        }
     }
 }
 
@@ -98,7 +106,11 @@ fn secrets_reach_steps_and_are_masked_everywhere() {
     let agent = Agent::start();
     agent.create_repo("acme/app", false);
     // The trailing newline `echo` adds is dropped; the repo's value wins.
-    set_secret(&agent, &["api_token", "--repo", "acme/app"], &format!("{TOKEN}\n"));
+    set_secret(
+        &agent,
+        &["api_token", "--repo", "acme/app"],
+        &format!("{TOKEN}\n"),
+    );
     set_secret(&agent, &["API_TOKEN"], GLOBAL_TOKEN);
     set_secret(&agent, &["MULTI_LINE"], &format!("{MULTI}\n"));
     set_secret(&agent, &["QUOTED", "--repo", "acme/app"], QUOTED);
@@ -116,11 +128,17 @@ fn secrets_reach_steps_and_are_masked_everywhere() {
     assert!(names.contains(&("\"MULTI_LINE\"".into(), "\"global\"".into())));
     let out = agent.cli(&["secret", "list"]);
     let human = String::from_utf8_lossy(&out.stdout);
-    assert!(human.contains("MULTI_LINE") && human.contains("global"), "{human}");
+    assert!(
+        human.contains("MULTI_LINE") && human.contains("global"),
+        "{human}"
+    );
     assert_clean("secret list", &human);
 
     let work = work_repo(&[(".github/workflows/leak.yml", WORKFLOW.as_bytes())]);
-    git(work.path(), &["push", "-q", &agent.git_url("acme/app"), "main"]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/app"), "main"],
+    );
 
     // Follow the job live while it runs.
     let (build_id, job_id) = running_job(&agent);
@@ -153,7 +171,10 @@ fn secrets_reach_steps_and_are_masked_everywhere() {
 
     // Resuming the stream after line 3 sends only later lines, still masked.
     let resumed = agent.follow_log(&build_id, &job_id, Some(3));
-    assert!(!resumed.contains("id: 3\n") && resumed.contains("id: 4\n"), "{resumed}");
+    assert!(
+        !resumed.contains("id: 3\n") && resumed.contains("id: 4\n"),
+        "{resumed}"
+    );
     assert_clean("the resumed SSE stream", &resumed);
 
     // The API: step names, outputs and annotations.
@@ -166,13 +187,17 @@ fn secrets_reach_steps_and_are_masked_everywhere() {
     assert_clean("the secrets API", &list.to_string());
 
     // The database file (and its write-ahead log) and the agent's log.
-    for entry in std::fs::read_dir(agent.data_dir()).expect("data dir").flatten() {
+    for entry in std::fs::read_dir(agent.data_dir())
+        .expect("data dir")
+        .flatten()
+    {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("hangar.db") {
             let bytes = std::fs::read(entry.path()).expect("db");
+            // (The `::add-mask::` value is in the workflow file, so in the
+            // job's spec: only stored secrets count here.)
             let text = String::from_utf8_lossy(&bytes);
-            assert_clean(&name, &text);
-            assert!(!text.contains(GLOBAL_TOKEN), "{name}");
+            assert_none_of(&[TOKEN, MULTI, QUOTED, GLOBAL_TOKEN], &name, &text);
         }
     }
     assert_clean("the agent's log", &agent.log());
@@ -187,7 +212,10 @@ fn running_job(agent: &Agent) -> (String, String) {
             let build = agent.build(id);
             let job = &build["jobs"][0];
             if job["status"] == "running" {
-                return (id.to_owned(), job["id"].as_str().expect("job id").to_owned());
+                return (
+                    id.to_owned(),
+                    job["id"].as_str().expect("job id").to_owned(),
+                );
             }
         }
         assert!(Instant::now() < deadline, "no job started: {}", agent.log());
@@ -215,7 +243,12 @@ fn who_may_set_secrets() {
     assert_eq!(status, 200);
     let (status, error) = agent.api("PUT", "/api/v1/secrets/GITHUB_TOKEN", body);
     assert_eq!(status, 400);
-    assert!(error["error"]["message"].as_str().expect("message").contains("reserved"));
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("reserved")
+    );
     let (status, error) = agent.api(
         "PUT",
         "/api/v1/secrets/EMPTY",
@@ -226,7 +259,11 @@ fn who_may_set_secrets() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
     let out = agent.cli(&["secret", "rm", "deploy_key", "--repo", "acme/app"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (status, _) = agent.api("DELETE", repo_path, None);
     assert_eq!(status, 404);
 }

@@ -60,20 +60,21 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
     let build_id = job.build_id;
     let loaded = agent
         .db(move |a| {
-            a.store.read(|c| {
-                let spec = builds::job_spec(c, id)?;
-                let build = builds::get(c, build_id)?;
-                let context = builds::context(c, build_id)?;
-                Ok::<_, anyhow::Error>((spec, build, context))
-            })
-            .and_then(|(spec, build, context)| {
-                // Only the job's own repository's secrets (and global ones).
-                let secrets = match &build {
-                    Some(b) => super::secrets::resolve(a.secrets.as_ref(), b.repo_id)?,
-                    None => BTreeMap::new(),
-                };
-                Ok((spec, build, context, secrets))
-            })
+            a.store
+                .read(|c| {
+                    let spec = builds::job_spec(c, id)?;
+                    let build = builds::get(c, build_id)?;
+                    let context = builds::context(c, build_id)?;
+                    Ok::<_, anyhow::Error>((spec, build, context))
+                })
+                .and_then(|(spec, build, context)| {
+                    // Only the job's own repository's secrets (and global ones).
+                    let secrets = match &build {
+                        Some(b) => super::secrets::resolve(a.secrets.as_ref(), b.repo_id)?,
+                        None => BTreeMap::new(),
+                    };
+                    Ok((spec, build, context, secrets))
+                })
         })
         .await;
     let (spec, build, context, secrets) = match loaded {

@@ -349,16 +349,15 @@ async fn finish(
     }
     let result = agent
         .db(move |a| {
-            a.store
-                .write(|tx| {
-                    builds::set_job_outputs(tx, job, &outcome.outputs)?;
-                    builds::set_job_status(tx, job, outcome.status, outcome.reason.as_deref())?;
-                    let stop = match outcome.status {
-                        Status::Failure => fail_fast(tx, job, build)?,
-                        _ => Vec::new(),
-                    };
-                    Ok::<_, anyhow::Error>((builds::refresh_build(tx, build)?, stop))
-                })
+            a.store.write(|tx| {
+                builds::set_job_outputs(tx, job, &outcome.outputs)?;
+                builds::set_job_status(tx, job, outcome.status, outcome.reason.as_deref())?;
+                let stop = match outcome.status {
+                    Status::Failure => fail_fast(tx, job, build)?,
+                    _ => Vec::new(),
+                };
+                Ok::<_, anyhow::Error>((builds::refresh_build(tx, build)?, stop))
+            })
         })
         .await;
     match result {

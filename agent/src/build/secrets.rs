@@ -129,7 +129,15 @@ mod tests {
     fn names_follow_github() {
         assert_eq!(check_name("api_token").unwrap(), "API_TOKEN");
         assert_eq!(check_name("_X1").unwrap(), "_X1");
-        for bad in ["", "1X", "A-B", "A B", "github_token", "Ä", &"A".repeat(101)] {
+        for bad in [
+            "",
+            "1X",
+            "A-B",
+            "A B",
+            "github_token",
+            "Ä",
+            &"A".repeat(101),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_value("").is_err());
@@ -151,7 +159,10 @@ mod tests {
         assert_eq!(seen["ONLY_GLOBAL"], "g");
         assert_eq!(seen.len(), 2);
         assert_eq!(resolve(&store, b).unwrap()["TOKEN"], "global");
-        assert_eq!(names(&store, Scope::Global).unwrap(), ["ONLY_GLOBAL", "TOKEN"]);
+        assert_eq!(
+            names(&store, Scope::Global).unwrap(),
+            ["ONLY_GLOBAL", "TOKEN"]
+        );
         remove_all(&store, a).unwrap();
         assert!(names(&store, Scope::Repo(a)).unwrap().is_empty());
         assert!(store.get("mirror-credential/github.com").unwrap().is_some());

@@ -127,7 +127,9 @@ fn read_value() -> anyhow::Result<String> {
         .or_else(|| value.strip_suffix('\n'))
         .unwrap_or(&value);
     if value.is_empty() {
-        anyhow::bail!("the secret's value is empty; pipe it in, e.g. `printf %s \"$TOKEN\" | hangar secret set NAME`");
+        anyhow::bail!(
+            "the secret's value is empty; pipe it in, e.g. `printf %s \"$TOKEN\" | hangar secret set NAME`"
+        );
     }
     Ok(value.to_owned())
 }

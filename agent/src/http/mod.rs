@@ -47,7 +47,6 @@ pub fn routes(
         .unify()
         .or(mirrors::routes(agent.clone()))
         .unify()
-
         .or(git::routes(agent))
         .unify()
         .recover(error::recover)

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use warp::{Filter, Reply as _};
 use warp::http::StatusCode;
 use warp::reply::Response;
+use warp::{Filter, Reply as _};
 
 use super::api::{find_repo, json_reply};
 use super::auth::{Caller, caller};
@@ -39,38 +39,51 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .and(body())
-        .then(|name: String, agent: Arc<Agent>, caller: Caller, body: NewSecret| async move {
-            caller.require_admin()?;
-            set(agent, Scope::Global, None, name, body).await
-        });
+        .then(
+            |name: String, agent: Arc<Agent>, caller: Caller, body: NewSecret| async move {
+                caller.require_admin()?;
+                set(agent, Scope::Global, None, name, body).await
+            },
+        );
     let remove_global = base()
         .and(warp::path!("secrets" / String))
         .and(warp::delete())
         .and(a.clone())
         .and(who.clone())
-        .then(|name: String, agent: Arc<Agent>, caller: Caller| async move {
-            caller.require_admin()?;
-            remove(agent, Scope::Global, name).await
-        });
+        .then(
+            |name: String, agent: Arc<Agent>, caller: Caller| async move {
+                caller.require_admin()?;
+                remove(agent, Scope::Global, name).await
+            },
+        );
     let list_repo = base()
         .and(warp::path!("repos" / String / String / "secrets"))
         .and(warp::get())
         .and(a.clone())
         .and(who.clone())
-        .then(|owner: String, name: String, agent: Arc<Agent>, caller: Caller| async move {
-            let (repo, _) = writable_repo(&agent, &caller, &owner, &name).await?;
-            list(agent, Some(repo)).await
-        });
+        .then(
+            |owner: String, name: String, agent: Arc<Agent>, caller: Caller| async move {
+                let (repo, _) = writable_repo(&agent, &caller, &owner, &name).await?;
+                list(agent, Some(repo)).await
+            },
+        );
     let set_repo = base()
         .and(warp::path!("repos" / String / String / "secrets" / String))
         .and(warp::put())
         .and(a.clone())
         .and(who.clone())
         .and(body())
-        .then(|owner: String, name: String, secret: String, agent: Arc<Agent>, caller: Caller, body: NewSecret| async move {
-            let (repo, shown) = writable_repo(&agent, &caller, &owner, &name).await?;
-            set(agent, Scope::Repo(repo), Some(shown), secret, body).await
-        });
+        .then(
+            |owner: String,
+             name: String,
+             secret: String,
+             agent: Arc<Agent>,
+             caller: Caller,
+             body: NewSecret| async move {
+                let (repo, shown) = writable_repo(&agent, &caller, &owner, &name).await?;
+                set(agent, Scope::Repo(repo), Some(shown), secret, body).await
+            },
+        );
     let remove_repo = base()
         .and(warp::path!("repos" / String / String / "secrets" / String))
         .and(warp::delete())

@@ -291,7 +291,7 @@ pub fn insert_job(
 
 pub fn jobs(conn: &Connection, build: BuildId) -> Result<Vec<Job>> {
     let mut stmt =
-        conn.prepare("SELECT * FROM jobs WHERE build_id = ?1 ORDER BY created_at, id")?;
+        conn.prepare("SELECT * FROM jobs WHERE build_id = ?1 ORDER BY created_at, rowid")?;
     let rows = stmt.query_map([build], job_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -307,10 +307,12 @@ pub fn job_spec(conn: &Connection, id: JobId) -> Result<String> {
     Ok(conn.query_row("SELECT spec FROM jobs WHERE id = ?1", [id], |r| r.get(0))?)
 }
 
-/// Queued jobs of every build, oldest first.
+/// Queued jobs of every build, oldest first; a build's jobs in the order
+/// they were planned (ids made in the same millisecond are not ordered), so
+/// matrix jobs start in matrix order.
 pub fn queued_jobs(conn: &Connection) -> Result<Vec<Job>> {
     let mut stmt =
-        conn.prepare("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, id")?;
+        conn.prepare("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid")?;
     let rows = stmt.query_map([], job_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -679,7 +681,7 @@ pub fn group_jobs(conn: &Connection, repo: RepoId, group: &str) -> Result<Vec<Jo
         "SELECT j.* FROM jobs j JOIN builds b ON b.id = j.build_id
          WHERE j.status IN ('queued', 'running') AND b.repo_id = ?1
            AND json_extract(j.spec, '$.concurrency.group') = ?2
-         ORDER BY j.created_at, j.id",
+         ORDER BY j.created_at, j.rowid",
     )?;
     let rows = stmt.query_map(params![repo, group], job_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -780,7 +782,10 @@ mod tests {
                 let b = build(tx, repo, "g", false);
                 let spec = r#"{"concurrency":{"group":"deploy","cancel_in_progress":false}}"#;
                 let job = insert_job(tx, b, "d", "d", &[], "host", spec, Status::Queued, None)?;
-                let found: Vec<JobId> = group_jobs(tx, repo, "deploy")?.iter().map(|j| j.id).collect();
+                let found: Vec<JobId> = group_jobs(tx, repo, "deploy")?
+                    .iter()
+                    .map(|j| j.id)
+                    .collect();
                 assert_eq!(found, vec![job]);
                 assert!(group_jobs(tx, repo, "other")?.is_empty());
                 Ok::<_, StoreError>(())
