@@ -162,12 +162,11 @@ impl Masker {
             for form in &self.values {
                 let form = form.as_bytes();
                 let from = cut.saturating_sub(form.len() - 1);
-                for start in from..cut {
-                    if text[start..].starts_with(form) && start + form.len() > cut {
-                        cut = start;
-                        moved = true;
-                        break;
-                    }
+                if let Some(start) = (from..cut)
+                    .find(|&s| text[s..].starts_with(form) && s + form.len() > cut)
+                {
+                    cut = start;
+                    moved = true;
                 }
             }
         }
