@@ -27,6 +27,24 @@ fn push(agent: &Agent, work: &std::path::Path, repo: &str) {
     git(work, &["push", "-q", &agent.git_url(repo), "main"]);
 }
 
+/// Pushes `workflow` to a fresh repository on an agent with three host slots
+/// (so only concurrency groups hold builds back), waits until its build runs,
+/// then pushes one commit adding each of `files`. Returns the agent and the
+/// finished builds, oldest first.
+fn pushes_while_running(workflow: &str, files: &[&str]) -> (Agent, Vec<serde_json::Value>) {
+    let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "3")]);
+    agent.create_repo("acme/app", false);
+    let work = work_repo(&[(".github/workflows/ci.yml", workflow.as_bytes())]);
+    push(&agent, work.path(), "acme/app");
+    wait_running(&agent, "acme/app", 1);
+    for file in files {
+        commit_file(work.path(), file, b"x\n");
+        push(&agent, work.path(), "acme/app");
+    }
+    let all = builds(&agent, "acme/app", files.len() + 1);
+    (agent, all)
+}
+
 /// Builds of `repo`, oldest first, with their jobs.
 fn builds(agent: &Agent, repo: &str, count: usize) -> Vec<serde_json::Value> {
     let mut list = agent.wait_builds(repo, count);
@@ -42,9 +60,6 @@ fn text<'a>(value: &'a serde_json::Value, field: &str) -> &'a str {
 
 #[test]
 fn a_newer_push_cancels_the_build_in_progress() {
-    // Two slots: only the group keeps the second build from starting at once.
-    let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "2")]);
-    agent.create_repo("acme/app", false);
     let workflow = r#"
 on: push
 concurrency:
@@ -57,14 +72,8 @@ jobs:
       - uses: actions/checkout@v4
       - run: if [ -f second ]; then echo fast; else sleep 60; fi
 "#;
-    let work = work_repo(&[(".github/workflows/ci.yml", workflow.as_bytes())]);
-    push(&agent, work.path(), "acme/app");
-    wait_running(&agent, "acme/app", 1);
-    commit_file(work.path(), "second", b"2\n");
-    push(&agent, work.path(), "acme/app");
-
     let started = Instant::now();
-    let all = builds(&agent, "acme/app", 2);
+    let (_agent, all) = pushes_while_running(workflow, &["second"]);
     assert!(
         started.elapsed() < Duration::from_secs(50),
         "the first build was not stopped"
@@ -82,8 +91,6 @@ jobs:
 
 #[test]
 fn a_group_keeps_one_pending_build_and_replaces_it() {
-    let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "3")]);
-    agent.create_repo("acme/app", false);
     let workflow = r#"
 on: push
 concurrency: deploy
@@ -94,15 +101,7 @@ jobs:
       - uses: actions/checkout@v4
       - run: if [ -f third ]; then echo quick; else sleep 3; fi
 "#;
-    let work = work_repo(&[(".github/workflows/deploy.yml", workflow.as_bytes())]);
-    push(&agent, work.path(), "acme/app");
-    wait_running(&agent, "acme/app", 1);
-    commit_file(work.path(), "second", b"2\n");
-    push(&agent, work.path(), "acme/app");
-    commit_file(work.path(), "third", b"3\n");
-    push(&agent, work.path(), "acme/app");
-
-    let all = builds(&agent, "acme/app", 3);
+    let (_agent, all) = pushes_while_running(workflow, &["second", "third"]);
     let statuses: Vec<&str> = all.iter().map(|b| text(b, "status")).collect();
     assert_eq!(statuses, ["success", "cancelled", "success"], "{all:#?}");
     let reason = text(&all[1]["jobs"][0], "reason");
@@ -112,8 +111,6 @@ jobs:
 
 #[test]
 fn job_level_groups_hold_jobs_of_different_builds_apart() {
-    let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "3")]);
-    agent.create_repo("acme/app", false);
     let workflow = r#"
 on: push
 jobs:
@@ -126,12 +123,7 @@ jobs:
       - uses: actions/checkout@v4
       - run: if [ -f second ]; then echo deployed; else sleep 60; fi
 "#;
-    let work = work_repo(&[(".github/workflows/deploy.yml", workflow.as_bytes())]);
-    push(&agent, work.path(), "acme/app");
-    wait_running(&agent, "acme/app", 1);
-    commit_file(work.path(), "second", b"2\n");
-    push(&agent, work.path(), "acme/app");
-    let all = builds(&agent, "acme/app", 2);
+    let (_agent, all) = pushes_while_running(workflow, &["second"]);
     assert_eq!(all[0]["status"], "cancelled", "{:#}", all[0]);
     assert_eq!(all[1]["status"], "success", "{:#}", all[1]);
 }

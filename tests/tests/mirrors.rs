@@ -1,7 +1,7 @@
 //! Mirrors against real git servers on loopback: `git http-backend` behind
 //! the test upstream (tests/src/upstream.py) and `git daemon`.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use hangar_tests::upstream::Upstream;
@@ -293,27 +293,6 @@ fn a_sync_cut_off_by_a_crash_runs_again_after_restart() {
     );
 }
 
-/// Runs the CLI with `input` on stdin.
-fn cli_stdin(agent: &Agent, args: &[&str], input: &str) -> Output {
-    use std::io::Write as _;
-    let mut child = Command::new(hangar_tests::hangar_bin())
-        .arg("--data-dir")
-        .arg(agent.data_dir())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the CLI");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("CLI output")
-}
-
 #[test]
 fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
     const TOKEN: &str = "s3cret-upstream-token-4242";
@@ -350,8 +329,7 @@ fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
         "{failed}"
     );
 
-    let out = cli_stdin(
-        &agent,
+    let out = agent.cli_with_input(
         &[
             "mirror",
             "credential",
@@ -361,7 +339,7 @@ fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
             "--username",
             "robot",
         ],
-        TOKEN,
+        TOKEN.as_bytes(),
     );
     assert!(stdout(&out).contains(&format!("Stored the token for {host}")));
     stdout(&agent.cli(&["mirror", "sync", "acme/app", "--wait"]));

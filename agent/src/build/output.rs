@@ -162,8 +162,8 @@ impl Masker {
             for form in &self.values {
                 let form = form.as_bytes();
                 let from = cut.saturating_sub(form.len() - 1);
-                if let Some(start) = (from..cut)
-                    .find(|&s| text[s..].starts_with(form) && s + form.len() > cut)
+                if let Some(start) =
+                    (from..cut).find(|&s| text[s..].starts_with(form) && s + form.len() > cut)
                 {
                     cut = start;
                     moved = true;
