@@ -80,6 +80,8 @@ jobs:
     );
     assert_eq!(all[0]["status"], "cancelled", "{:#}", all[0]);
     assert_eq!(all[0]["concurrency"], "ci-refs/heads/main");
+    let reason = text(&all[0]["jobs"][0], "reason");
+    assert!(reason.contains("cancel-in-progress"), "{reason}");
     assert_eq!(all[1]["status"], "success", "{:#}", all[1]);
     // The second started only once the first had ended.
     let (first, second) = (&all[0]["jobs"][0], &all[1]["jobs"][0]);
@@ -126,6 +128,11 @@ jobs:
     let (_agent, all) = pushes_while_running(workflow, &["second"]);
     assert_eq!(all[0]["status"], "cancelled", "{:#}", all[0]);
     assert_eq!(all[1]["status"], "success", "{:#}", all[1]);
+    let reason = text(&all[0]["jobs"][0], "reason");
+    assert!(
+        reason.contains("concurrency group \"production\""),
+        "{reason}"
+    );
 }
 
 const MATRIX: &str = r#"
@@ -202,5 +209,7 @@ fn matrix_fail_fast_and_max_parallel() {
     // A running sibling is stopped.
     assert_eq!(status("stopped (1)"), "stopped (1): failure", "{build:#}");
     assert_eq!(status("stopped (2)"), "stopped (2): cancelled", "{build:#}");
+    let reason = text(&job("stopped (2)"), "reason").to_owned();
+    assert!(reason.contains("stopped (1) failed"), "{reason}");
     assert_eq!(build["status"], "failure");
 }

@@ -260,6 +260,23 @@ async fn concurrency(
         return Ok(Decision::Start);
     }
     if group.cancel_in_progress {
+        let reason = format!(
+            "cancelled: a newer job entered concurrency group {:?} with cancel-in-progress",
+            group.group
+        );
+        let stopping = running.clone();
+        agent
+            .db(move |a| {
+                a.store
+                    .write(|tx| {
+                        for id in &stopping {
+                            builds::note_stop(tx, *id, &reason)?;
+                        }
+                        Ok::<_, hangar_core::store::StoreError>(())
+                    })
+                    .map_err(anyhow::Error::from)
+            })
+            .await?;
         agent.builds.stop_jobs(&running);
     }
     // This job is now the group's pending one: older pending ones give way.
@@ -351,7 +368,12 @@ async fn finish(
         .db(move |a| {
             a.store.write(|tx| {
                 builds::set_job_outputs(tx, job, &outcome.outputs)?;
-                builds::set_job_status(tx, job, outcome.status, outcome.reason.as_deref())?;
+                // A job stopped by its concurrency group or fail-fast says so.
+                let reason = match outcome.status {
+                    Status::Cancelled => builds::stop_reason(tx, job)?.or(outcome.reason),
+                    _ => outcome.reason,
+                };
+                builds::set_job_status(tx, job, outcome.status, reason.as_deref())?;
                 let stop = match outcome.status {
                     Status::Failure => fail_fast(tx, job, build)?,
                     _ => Vec::new(),

@@ -309,7 +309,7 @@ async fn action(
     query: RerunQuery,
 ) -> ApiResult {
     let build = readable_build(&agent, &caller, &id).await?;
-    caller.require_write()?;
+    let user = caller.require_write()?.name.clone();
     let build_id = build.id;
     match verb.as_str() {
         "cancel" => {
@@ -323,7 +323,8 @@ async fn action(
                 .db(move |a| {
                     a.store
                         .write(|tx| {
-                            builds::cancel_jobs(tx, build_id, None, "cancelled before it started")
+                            let reason = format!("cancelled by {user}");
+                            builds::cancel_jobs(tx, build_id, None, &reason)
                         })
                         .map_err(ApiError::from)
                 })

@@ -615,12 +615,38 @@ pub fn cancel_jobs(
     {
         match job.status {
             Status::Queued => set_job_status(conn, job.id, Status::Cancelled, Some(reason))?,
-            Status::Running => running.push(job.id),
+            Status::Running => {
+                note_stop(conn, job.id, reason)?;
+                running.push(job.id);
+            }
             _ => {}
         }
     }
     refresh_build(conn, build)?;
     Ok(running)
+}
+
+/// Records why a running job is being stopped; its end keeps this reason
+/// (see [`stop_reason`]).
+pub fn note_stop(conn: &Connection, job: JobId, reason: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status = 'running'",
+        params![job, reason],
+    )?;
+    Ok(())
+}
+
+/// Why a running job was told to stop, if it was (a running job has no
+/// other reason).
+pub fn stop_reason(conn: &Connection, job: JobId) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT reason FROM jobs WHERE id = ?1 AND status = 'running'",
+            [job],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
 }
 
 /// Unfinished builds of `build`'s repository and workflow-level concurrency
@@ -763,6 +789,8 @@ mod tests {
                 let running = start(tx, first);
                 let second = build(tx, repo, "g", true);
                 assert_eq!(enter_group(tx, second)?, vec![running]);
+                let why = stop_reason(tx, running)?.unwrap_or_default();
+                assert!(why.contains("cancel-in-progress"), "{why}");
                 // The running job records `cancelled` itself when it stops.
                 set_job_status(tx, running, Status::Cancelled, Some("cancelled"))?;
                 refresh_build(tx, first)?;
