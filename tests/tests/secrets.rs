@@ -266,4 +266,14 @@ fn who_may_set_secrets() {
     );
     let (status, _) = agent.api("DELETE", repo_path, None);
     assert_eq!(status, 404);
+
+    let (_, doc) = agent.api_as(None, "GET", "/api/v1/openapi.json", None);
+    for path in [
+        "/api/v1/secrets",
+        "/api/v1/secrets/{secret}",
+        "/api/v1/repos/{owner}/{name}/secrets",
+        "/api/v1/repos/{owner}/{name}/secrets/{secret}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
 }
