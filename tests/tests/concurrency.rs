@@ -29,9 +29,13 @@ fn push(agent: &Agent, work: &std::path::Path, repo: &str) {
 
 /// Pushes `workflow` to a fresh repository on an agent with three host slots
 /// (so only concurrency groups hold builds back), waits until its build runs,
-/// then pushes one commit adding each of `files`. Returns the agent and the
-/// finished builds, oldest first.
-fn pushes_while_running(workflow: &str, files: &[&str]) -> (Agent, Vec<serde_json::Value>) {
+/// then pushes one commit adding each of `files`; calls `meanwhile` and
+/// returns the agent and the finished builds, oldest first.
+fn pushes_while_running(
+    workflow: &str,
+    files: &[&str],
+    meanwhile: impl Fn(&Agent),
+) -> (Agent, Vec<serde_json::Value>) {
     let agent = Agent::start_with_env(&[("HANGAR_HOST_SLOTS", "3")]);
     agent.create_repo("acme/app", false);
     let work = work_repo(&[(".github/workflows/ci.yml", workflow.as_bytes())]);
@@ -41,6 +45,7 @@ fn pushes_while_running(workflow: &str, files: &[&str]) -> (Agent, Vec<serde_jso
         commit_file(work.path(), file, b"x\n");
         push(&agent, work.path(), "acme/app");
     }
+    meanwhile(&agent);
     let all = builds(&agent, "acme/app", files.len() + 1);
     (agent, all)
 }
@@ -73,7 +78,7 @@ jobs:
       - run: if [ -f second ]; then echo fast; else sleep 60; fi
 "#;
     let started = Instant::now();
-    let (_agent, all) = pushes_while_running(workflow, &["second"]);
+    let (_agent, all) = pushes_while_running(workflow, &["second"], |_| {});
     assert!(
         started.elapsed() < Duration::from_secs(50),
         "the first build was not stopped"
@@ -103,7 +108,21 @@ jobs:
       - uses: actions/checkout@v4
       - run: if [ -f third ]; then echo quick; else sleep 3; fi
 "#;
-    let (_agent, all) = pushes_while_running(workflow, &["second", "third"]);
+    // The pending build says what it waits for.
+    let shows_wait = |agent: &Agent| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, list) = agent.api("GET", "/api/v1/builds?repo=acme/app", None);
+            let newest = agent.build(list["items"][0]["id"].as_str().unwrap_or_default());
+            let reason = text(&newest["jobs"][0], "reason");
+            if reason == "waiting for build #1 of concurrency group \"deploy\"" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no waiting reason: {newest:#}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (_agent, all) = pushes_while_running(workflow, &["second", "third"], shows_wait);
     let statuses: Vec<&str> = all.iter().map(|b| text(b, "status")).collect();
     assert_eq!(statuses, ["success", "cancelled", "success"], "{all:#?}");
     let reason = text(&all[1]["jobs"][0], "reason");
@@ -125,7 +144,7 @@ jobs:
       - uses: actions/checkout@v4
       - run: if [ -f second ]; then echo deployed; else sleep 60; fi
 "#;
-    let (_agent, all) = pushes_while_running(workflow, &["second"]);
+    let (_agent, all) = pushes_while_running(workflow, &["second"], |_| {});
     assert_eq!(all[0]["status"], "cancelled", "{:#}", all[0]);
     assert_eq!(all[1]["status"], "success", "{:#}", all[1]);
     let reason = text(&all[0]["jobs"][0], "reason");

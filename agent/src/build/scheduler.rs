@@ -82,6 +82,8 @@ async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
 /// What to do with one queued job.
 enum Decision {
     Wait,
+    /// Wait, with the reason shown on the job.
+    Hold(String),
     Skip(String),
     Fail(String),
     Start,
@@ -118,6 +120,16 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
     };
     let (status, reason) = match decision {
         Decision::Wait => return Ok(()),
+        Decision::Hold(reason) if job.reason.as_deref() == Some(&reason) => return Ok(()),
+        Decision::Hold(reason) => {
+            return agent
+                .db(move |a| {
+                    a.store
+                        .write(|tx| builds::set_job_status(tx, id, Status::Queued, Some(&reason)))
+                        .map_err(anyhow::Error::from)
+                })
+                .await;
+        }
         Decision::Skip(reason) => (Status::Skipped, Some(reason)),
         Decision::Fail(reason) => (Status::Failure, Some(reason)),
         Decision::Start => (Status::Running, None),
@@ -233,8 +245,12 @@ async fn concurrency(
     siblings: &[Job],
     waits: &Waits,
 ) -> anyhow::Result<Decision> {
-    if waits.holder.is_some() {
-        return Ok(Decision::Wait);
+    if let Some(holder) = &waits.holder {
+        return Ok(Decision::Hold(format!(
+            "waiting for build #{} of concurrency group {:?}",
+            holder.number,
+            holder.concurrency.as_deref().unwrap_or_default()
+        )));
     }
     if let Some(max) = spec.strategy.get("max-parallel").map(Value::to_number)
         && max >= 1.0
@@ -244,7 +260,9 @@ async fn concurrency(
             .filter(|s| s.key == job.key && s.status == Status::Running)
             .count();
         if running as f64 >= max {
-            return Ok(Decision::Wait);
+            return Ok(Decision::Hold(format!(
+                "waiting: max-parallel {max} of its matrix are running"
+            )));
         }
     }
     let Some(group) = &spec.concurrency else {
@@ -305,7 +323,10 @@ async fn concurrency(
             })
             .await?;
     }
-    Ok(Decision::Wait)
+    Ok(Decision::Hold(format!(
+        "waiting for a running job of concurrency group {:?}",
+        group.group
+    )))
 }
 
 /// The `needs` context: each needed job's `result` and `outputs`.
