@@ -63,6 +63,15 @@ fn text<'a>(value: &'a serde_json::Value, field: &str) -> &'a str {
     value[field].as_str().unwrap_or_default()
 }
 
+/// A time field (`started_at`, `finished_at`) in milliseconds: the API's
+/// RFC 3339 text drops trailing zeros, so it does not compare as text.
+fn ms(value: &serde_json::Value, field: &str) -> i64 {
+    text(value, field)
+        .parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{field} of {value:#}: {e}"))
+        .as_millisecond()
+}
+
 #[test]
 fn a_newer_push_cancels_the_build_in_progress() {
     let workflow = r#"
@@ -91,7 +100,7 @@ jobs:
     // The second started only once the first had ended.
     let (first, second) = (&all[0]["jobs"][0], &all[1]["jobs"][0]);
     assert!(
-        text(second, "started_at") >= text(first, "finished_at"),
+        ms(second, "started_at") >= ms(first, "finished_at"),
         "{first:#} {second:#}"
     );
 }
@@ -127,7 +136,11 @@ jobs:
     assert_eq!(statuses, ["success", "cancelled", "success"], "{all:#?}");
     let reason = text(&all[1]["jobs"][0], "reason");
     assert!(reason.contains("replaced by build #3"), "{reason}");
-    assert!(text(&all[2]["jobs"][0], "started_at") >= text(&all[0]["jobs"][0], "finished_at"));
+    let (first, third) = (&all[0]["jobs"][0], &all[2]["jobs"][0]);
+    assert!(
+        ms(third, "started_at") >= ms(first, "finished_at"),
+        "{first:#} {third:#}"
+    );
 }
 
 #[test]
@@ -181,6 +194,14 @@ jobs:
         n: [1, 2]
     steps:
       - run: if [ ${{ matrix.n }} = 1 ]; then sleep 0.5; exit 1; fi; sleep 60
+  grouped:
+    runs-on: self-hosted
+    concurrency: one-at-a-time
+    strategy:
+      matrix:
+        n: [1, 2, 3]
+    steps:
+      - run: sleep 0.5
 "#;
 
 #[test]
@@ -203,7 +224,7 @@ fn matrix_fail_fast_and_max_parallel() {
     assert_eq!(status("serial (2)"), "serial (2): failure", "{build:#}");
     assert_eq!(status("serial (3)"), "serial (3): cancelled", "{build:#}");
     assert!(text(&job("serial (3)"), "reason").contains("fail-fast"));
-    assert!(text(&job("serial (2)"), "started_at") >= text(&job("serial (1)"), "finished_at"));
+    assert!(ms(&job("serial (2)"), "started_at") >= ms(&job("serial (1)"), "finished_at"));
 
     // fail-fast off: the others run on; max-parallel 2 holds the third back.
     assert_eq!(status("tolerant (1)"), "tolerant (1): failure", "{build:#}");
@@ -212,23 +233,22 @@ fn matrix_fail_fast_and_max_parallel() {
     let third = job("tolerant (3)");
     let earliest_end = ["tolerant (1)", "tolerant (2)"]
         .iter()
-        .map(|n| {
-            job(n)["finished_at"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|n| ms(&job(n), "finished_at"))
         .min()
         .unwrap_or_default();
-    assert!(
-        text(&third, "started_at") >= earliest_end.as_str(),
-        "{build:#}"
-    );
+    assert!(ms(&third, "started_at") >= earliest_end, "{build:#}");
 
     // A running sibling is stopped.
     assert_eq!(status("stopped (1)"), "stopped (1): failure", "{build:#}");
     assert_eq!(status("stopped (2)"), "stopped (2): cancelled", "{build:#}");
     let reason = text(&job("stopped (2)"), "reason").to_owned();
     assert!(reason.contains("stopped (1) failed"), "{reason}");
+    // A job-level group shared by a matrix: one runs, the newest waits, the
+    // one in between is replaced (as on GitHub).
+    assert_eq!(status("grouped (1)"), "grouped (1): success", "{build:#}");
+    assert_eq!(status("grouped (2)"), "grouped (2): cancelled", "{build:#}");
+    assert_eq!(status("grouped (3)"), "grouped (3): success", "{build:#}");
+    assert!(text(&job("grouped (2)"), "reason").contains("replaced by a newer job"));
+    assert!(ms(&job("grouped (3)"), "started_at") >= ms(&job("grouped (1)"), "finished_at"));
     assert_eq!(build["status"], "failure");
 }

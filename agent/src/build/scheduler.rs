@@ -94,7 +94,8 @@ struct Waits {
     /// The build of its workflow-level concurrency group that runs now.
     holder: Option<builds::Build>,
     /// Unfinished jobs of its job-level concurrency group (itself excluded),
-    /// each with whether its `needs` are done (so it waits only for the group).
+    /// each with whether it is an older pending one: queued before this job
+    /// and waiting only for the group (its `needs` are done).
     group: Vec<(Job, bool)>,
 }
 
@@ -220,15 +221,20 @@ fn waits(
         .map(str::to_owned);
     let mut group = Vec::new();
     if let Some(name) = group_name {
+        // In planned order, so "older" is not left to ids made in the same millisecond.
+        let mut before = true;
         for other in builds::group_jobs(c, build.repo_id, &name)? {
             if other.id == id {
+                before = false;
                 continue;
             }
-            let ready = builds::jobs(c, other.build_id)?
-                .iter()
-                .filter(|s| other.needs.contains(&s.key))
-                .all(|s| s.status.is_finished());
-            group.push((other, ready));
+            let pending = before
+                && other.status == Status::Queued
+                && builds::jobs(c, other.build_id)?
+                    .iter()
+                    .filter(|s| other.needs.contains(&s.key))
+                    .all(|s| s.status.is_finished());
+            group.push((other, pending));
         }
     }
     Ok(Waits { holder, group })
@@ -301,7 +307,7 @@ async fn concurrency(
     let replaced: Vec<(hangar_core::ids::JobId, BuildId)> = waits
         .group
         .iter()
-        .filter(|(j, ready)| *ready && j.status == Status::Queued && j.id < job.id)
+        .filter(|(_, older_pending)| *older_pending)
         .map(|(j, _)| (j.id, j.build_id))
         .collect();
     if !replaced.is_empty() {
