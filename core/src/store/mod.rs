@@ -4,6 +4,7 @@
 //! they never fail half-way on a lock upgrade; reads use their own connections
 //! and never wait for writers (WAL).
 
+pub mod artifacts;
 pub mod builds;
 pub mod events;
 pub mod mirrors;
@@ -30,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_secrets_concurrency",
         include_str!("migrations/0007_secrets_concurrency.sql"),
+    ),
+    (
+        "0009_artifacts",
+        include_str!("migrations/0009_artifacts.sql"),
     ),
 ];
 
