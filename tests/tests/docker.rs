@@ -2,7 +2,9 @@
 //! `scripts/test` starts) and the locally imported `localhost/busybox:latest`
 //! image: no registry is reachable here.
 
-use hangar_tests::{Agent, containers_labelled, docker_host, git, job_named, work_repo};
+use hangar_tests::{
+    Agent, commit_file, containers_labelled, docker_host, git, job_named, work_repo,
+};
 
 const IMAGE: &str = "localhost/busybox:latest";
 
@@ -114,7 +116,7 @@ fn container_jobs_run_their_steps_in_the_container() {
 }
 
 #[test]
-fn cancel_stops_the_step_and_removes_the_container() {
+fn cancel_removes_the_container_and_a_timeout_stops_only_its_step() {
     if docker_host().is_none() {
         return;
     }
@@ -155,6 +157,32 @@ jobs:
         Vec::<String>::new(),
         "the cancelled job's container is gone"
     );
+
+    // A step's timeout stops that step only: later steps still run in the
+    // same container.
+    let timed = r#"
+on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    container: localhost/busybox:latest
+    steps:
+      - run: sleep 200
+        timeout-minutes: ${{ 0.03 }}
+      - if: always()
+        run: echo "still in $(tr '\0' ' ' < /proc/1/cmdline)"
+"#;
+    commit_file(work.path(), ".github/workflows/slow.yml", timed.as_bytes());
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/slow"), "main"],
+    );
+    let builds = agent.wait_builds("acme/slow", 2);
+    let build = agent.build(builds[0]["id"].as_str().unwrap());
+    assert_eq!(build["status"], "failure", "{build:#}");
+    let log = agent.job_log(&build, &build["jobs"][0]);
+    assert!(log.contains("timeout-minutes"), "{log}");
+    assert!(log.contains("still in tail -f /dev/null"), "{log}");
 }
 
 #[test]
