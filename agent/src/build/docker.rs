@@ -20,6 +20,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Label with the build id on every job container.
 pub const BUILD_LABEL: &str = "hangar.build";
@@ -141,6 +142,8 @@ pub struct Spec<'a> {
     pub ports: &'a [String],
     /// `container.credentials` username and password, rendered.
     pub credentials: Option<(String, String)>,
+    /// The job's cancel: a pull (which may take minutes) stops on it.
+    pub cancel: &'a CancellationToken,
 }
 
 /// A job's running container (a clone is a handle to the same one).
@@ -172,7 +175,10 @@ impl Container {
             mounts.push(parse_volume(volume)?);
         }
         let docker = engine().await?;
-        pull_if_missing(&docker, spec.image, spec.credentials, log).await?;
+        tokio::select! {
+            pulled = pull_if_missing(&docker, spec.image, spec.credentials, log) => pulled?,
+            _ = spec.cancel.cancelled() => return Err(format!("cancelled while pulling {}", spec.image)),
+        }
         let env: Vec<String> = spec
             .env
             .iter()

@@ -167,6 +167,13 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
                 if !agent.settings.keep_workspaces {
                     let _ = tokio::fs::remove_dir_all(&dir).await;
                 }
+                if running.cancel.is_cancelled() {
+                    return Outcome {
+                        status: Status::Cancelled,
+                        reason: Some("cancelled".to_owned()),
+                        outputs: serde_json::json!({}),
+                    };
+                }
                 return Outcome::failed(e);
             }
         }
@@ -259,6 +266,7 @@ impl JobRun<'_> {
             volumes: declared.map(|c| &c.volumes[..]).unwrap_or_default(),
             ports: declared.map(|c| &c.ports[..]).unwrap_or_default(),
             credentials,
+            cancel: &self.running.cancel,
         };
         Container::start(spec, &|line| {
             self.log(line);
