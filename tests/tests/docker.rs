@@ -29,9 +29,10 @@ jobs:
           echo "container env is $FROM_CONTAINER, host env is ${E2E_HOST_ONLY:-absent}"
           echo "word=hello" >> "$GITHUB_OUTPUT"
           echo "CARRIED=carried-value" >> "$GITHUB_ENV"
+          echo /opt/tools >> "$GITHUB_PATH"
           echo "::add-mask::hush-hush"
           echo "the secret is hush-hush"
-      - run: echo "got ${{ steps.one.outputs.word }} and $CARRIED"
+      - run: echo "got ${{ steps.one.outputs.word }} and $CARRIED, PATH=$PATH"
   mapped:
     runs-on: linux
     steps:
@@ -88,7 +89,11 @@ fn container_jobs_run_their_steps_in_the_container() {
         log.contains("container env is declared, host env is absent"),
         "{log}"
     );
-    assert!(log.contains("got hello and carried-value"), "{log}");
+    // GITHUB_PATH goes in front of the image's own PATH.
+    assert!(
+        log.contains("got hello and carried-value, PATH=/opt/tools:/bin"),
+        "{log}"
+    );
     assert!(log.contains("the secret is ***"), "{log}");
     assert!(!log.contains("hush-hush"), "{log}");
 
