@@ -392,18 +392,22 @@ fn docker_client() -> bollard::Docker {
 /// Ids of the containers (running or not) whose labels include `label`
 /// (`KEY=VALUE`), as the Docker Engine API lists them.
 pub fn containers_labelled(label: &str) -> Vec<String> {
+    list_labelled(&docker_runtime(), &docker_client(), label).expect("list containers")
+}
+
+fn list_labelled(
+    runtime: &tokio::runtime::Runtime,
+    docker: &bollard::Docker,
+    label: &str,
+) -> Result<Vec<String>, bollard::errors::Error> {
     let filters = std::collections::HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
     let options = bollard::query_parameters::ListContainersOptions {
         all: true,
         filters: Some(filters),
         ..Default::default()
     };
-    docker_runtime()
-        .block_on(docker_client().list_containers(Some(options)))
-        .expect("list containers")
-        .into_iter()
-        .filter_map(|c| c.id)
-        .collect()
+    let list = runtime.block_on(docker.list_containers(Some(options)))?;
+    Ok(list.into_iter().filter_map(|c| c.id).collect())
 }
 
 /// The job called `name` in a build from [`Agent::build`].
@@ -417,6 +421,19 @@ pub fn job_named<'a>(build: &'a Value, name: &str) -> &'a Value {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
+        // A test that failed mid-job must not leave its containers running.
+        if std::env::var_os("DOCKER_HOST").is_some() {
+            let label = format!("hangar.data_dir={}", self.data_dir().display());
+            let docker = docker_client();
+            let runtime = docker_runtime();
+            for id in list_labelled(&runtime, &docker, &label).unwrap_or_default() {
+                let options = bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                let _ = runtime.block_on(docker.remove_container(&id, Some(options)));
+            }
+        }
     }
 }
 
