@@ -108,7 +108,7 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
         Decision::Start => (Status::Running, None),
     };
     let stored_reason = reason.clone();
-    agent
+    let build_status = agent
         .db(move |a| {
             a.store
                 .write(|tx| {
@@ -118,6 +118,7 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         })
         .await?;
+    announce(agent, build_id, id, status, build_status);
     if status == Status::Running {
         start_job(agent, job, &siblings).await?;
     } else {
@@ -231,6 +232,7 @@ async fn finish(
         // marks it interrupted and queues it again.
         return;
     }
+    let job_status = outcome.status;
     let result = agent
         .db(move |a| {
             a.store
@@ -244,8 +246,29 @@ async fn finish(
         .await;
     match result {
         Ok(status) => {
+            announce(agent, build, job, job_status, status);
             tracing::info!(build = %build, job = %job, "job finished; build is {}", status.as_str())
         }
         Err(e) => tracing::error!(job = %job, "cannot record the job's end: {e:#}"),
     }
+}
+
+/// Tells event-stream listeners about a job's new status and its build's.
+fn announce(
+    agent: &Agent,
+    build: BuildId,
+    job: hangar_core::ids::JobId,
+    status: Status,
+    build_status: Status,
+) {
+    use crate::changes::Change;
+    agent.changes.send(Change::Job {
+        build,
+        id: job,
+        status,
+    });
+    agent.changes.send(Change::Build {
+        id: build,
+        status: build_status,
+    });
 }

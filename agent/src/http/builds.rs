@@ -19,6 +19,7 @@ use super::auth::{Caller, caller};
 use super::error::{ApiError, ApiResult};
 use crate::agent::Agent;
 use crate::build::log;
+use crate::changes::Change;
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
     let a = super::with_agent(agent.clone());
@@ -75,6 +76,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     repo: Option<String>,
+    status: Option<String>,
     before: Option<String>,
     limit: Option<usize>,
 }
@@ -103,11 +105,22 @@ async fn list(agent: Arc<Agent>, caller: Caller, query: ListQuery) -> ApiResult 
         .as_deref()
         .map(parse_id::<BuildId>)
         .transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown status {s:?}; use queued, running, success, failure, cancelled, interrupted, invalid or skipped"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = query.limit.unwrap_or(30).clamp(1, 100);
     let (all, readable) = agent
         .db(move |a| {
             a.store.read(|c| {
-                let all = builds::list(c, repo, before, limit)?;
+                let all = builds::list(c, repo, status, before, limit)?;
                 let mut readable = Vec::new();
                 for b in &all {
                     readable.push(repos::get(c, b.repo_id)?.is_some_and(|r| caller.can_read(&r)));
@@ -319,7 +332,7 @@ async fn action(
                     build.status.as_str()
                 )));
             }
-            let jobs = agent
+            let (jobs, status) = agent
                 .db(move |a| {
                     a.store.write(|tx| {
                         let jobs = builds::jobs(tx, build_id)?;
@@ -331,11 +344,15 @@ async fn action(
                                 Some("cancelled before it started"),
                             )?;
                         }
-                        builds::refresh_build(tx, build_id)?;
-                        Ok::<_, ApiError>(jobs)
+                        let status = builds::refresh_build(tx, build_id)?;
+                        Ok::<_, ApiError>((jobs, status))
                     })
                 })
                 .await?;
+            agent.changes.send(Change::Build {
+                id: build_id,
+                status,
+            });
             for job in jobs.iter().filter(|j| j.status == Status::Running) {
                 if let Some(running) = agent.builds.running(job.id) {
                     running.cancel.cancel();
@@ -357,6 +374,10 @@ async fn action(
                 .await?;
             agent.builds.wake();
             let new = new.ok_or_else(|| ApiError::not_found("build is gone"))?;
+            agent.changes.send(Change::Build {
+                id: new,
+                status: Status::Queued,
+            });
             let shown = agent
                 .db(move |a| {
                     a.store
