@@ -2,8 +2,8 @@
 // (the `hangar` binary, a temp data dir, loopback ports), with real git pushes.
 // Run by scripts/test after the Rust tests: `npm run e2e` in ui/.
 //
-// HANGAR_BIN picks the binary (default: the debug build in CARGO_TARGET_DIR);
-// screenshots go to ui/e2e-artifacts/ (gitignored) or HANGAR_ARTIFACTS.
+// E2E_HANGAR_BIN picks the binary (default: the debug build in CARGO_TARGET_DIR);
+// screenshots go to ui/e2e-artifacts/ (gitignored) or E2E_ARTIFACTS.
 
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,8 +16,8 @@ import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const targetDir = process.env.CARGO_TARGET_DIR ?? join(homedir(), '.cache/hangar/target');
-const bin = process.env.HANGAR_BIN ?? join(targetDir, 'debug/hangar');
-const artifacts = process.env.HANGAR_ARTIFACTS ?? join(here, '..', 'e2e-artifacts');
+const bin = process.env.E2E_HANGAR_BIN ?? join(targetDir, 'debug/hangar');
+const artifacts = process.env.E2E_ARTIFACTS ?? join(here, '..', 'e2e-artifacts');
 const temp = mkdtempSync(join(tmpdir(), 'hangar-ui-e2e-'));
 const dataDir = join(temp, 'data');
 
@@ -95,7 +95,7 @@ before(async () => {
     env: { ...process.env, HANGAR_LOG: 'info' },
   });
   agent.on('error', (e) => {
-    throw new Error(`cannot start ${bin} (build it with cargo build -p hangar-agent, or set HANGAR_BIN): ${e.message}`);
+    throw new Error(`cannot start ${bin} (build it with cargo build -p hangar-agent, or set E2E_HANGAR_BIN): ${e.message}`);
   });
   const file = await waitFor('agent.json', () => JSON.parse(readFileSync(join(dataDir, 'agent.json'), 'utf8')));
   url = file.url;

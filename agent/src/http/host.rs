@@ -114,11 +114,7 @@ async fn host(agent: Arc<Agent>, caller: Caller) -> ApiResult {
     })
     .await?;
     let queued = agent
-        .db(|a| {
-            a.store
-                .read(|c| builds::queued_jobs(c))
-                .map_err(ApiError::from)
-        })
+        .db(|a| a.store.read(builds::queued_jobs).map_err(ApiError::from))
         .await?
         .len();
     json_reply(
