@@ -238,7 +238,7 @@ test('sign in, push, watch the build live, cancel it, copy a clone URL', async (
 
   // Search finds the line and says how many matched.
   await page.getByLabel('Search log').fill('line 5');
-  await page.getByText(/^\d+ matches$/).waitFor();
+  await page.getByText(/^\d+ match(es)?$/).waitFor();
 
   // Cancel from the page; the status changes through the event stream.
   await page.getByRole('button', { name: 'Cancel build' }).click();
@@ -249,6 +249,9 @@ test('sign in, push, watch the build live, cancel it, copy a clone URL', async (
   const lines = await log.locator('.line').count();
   assert.ok(lines < 200, `the cancelled job stopped early (${lines} lines)`);
   await shot('build-cancelled');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await shot('build-cancelled-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
 
   // The status filter: a cancelled build is found by it, a failed one is not.
   await page.goto(`${url}/builds?status=failure`);
