@@ -128,6 +128,8 @@ fn content_type(name: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::is_client_route;
 
     fn routed(path: &str) -> bool {
@@ -163,6 +165,36 @@ mod tests {
             "/builds//",
         ] {
             assert!(!routed(path), "{path}");
+        }
+    }
+
+    proptest! {
+        /// No path with a `.git` segment (a git URL) and no path under the
+        /// agent's own prefixes ever gets the page, whatever follows.
+        #[test]
+        fn git_and_agent_paths_are_never_pages(
+            first in prop_oneof![
+                Just("builds".to_owned()),
+                Just("repos".to_owned()),
+                Just("api".to_owned()),
+                Just("hooks".to_owned()),
+                Just("healthz".to_owned()),
+                Just("assets".to_owned()),
+                "[a-z]{1,8}",
+            ],
+            rest in proptest::collection::vec("[A-Za-z0-9._-]{0,12}", 0..4),
+            git_at in 0usize..4,
+        ) {
+            let agent_owned = ["api", "hooks", "healthz", "assets"].contains(&first.as_str());
+            let mut segments: Vec<String> = std::iter::once(first).chain(rest).collect();
+            let plain: Vec<&str> = segments.iter().map(String::as_str).collect();
+            if agent_owned {
+                prop_assert!(!is_client_route(&plain));
+            }
+            let at = git_at.min(segments.len() - 1);
+            segments[at].push_str(".git");
+            let with_git: Vec<&str> = segments.iter().map(String::as_str).collect();
+            prop_assert!(!is_client_route(&with_git));
         }
     }
 }

@@ -58,3 +58,27 @@ describe('helpers', () => {
     expect(spanAttrs({ fg: 'c2', bold: true, bg: '#123456' })).toEqual({ class: 'fg-c2 b', style: 'background:#123456' });
   });
 });
+
+describe('any input', () => {
+  // A seeded generator, so a failure reproduces.
+  function random(seed: number) {
+    let x = seed;
+    return () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      return x / 2 ** 31;
+    };
+  }
+  const pieces = ['a', ' ', '\x1b', '[', ']', ';', 'm', '0', '1', '3', '8', '5', '2', '9', 'K', '\x07', '\\', 'é', '\n'];
+
+  it('never throws, and the spans hold exactly the text without escapes', () => {
+    const next = random(42);
+    for (let i = 0; i < 2000; i++) {
+      const len = Math.floor(next() * 40);
+      let line = '';
+      for (let j = 0; j < len; j++) line += pieces[Math.floor(next() * pieces.length)];
+      const { spans } = toSpans(line);
+      expect(spans.map((s) => s.text).join('')).toBe(stripAnsi(line));
+      expect(spans.every((s) => s.text.length > 0)).toBe(true);
+    }
+  });
+});
