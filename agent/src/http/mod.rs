@@ -2,6 +2,7 @@
 //! the dashboard (last, so it never shadows the others).
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod builds;
 pub mod error;
@@ -50,6 +51,8 @@ pub fn routes(
         .map(|| warp::Reply::into_response("ok\n"));
     let all = healthz
         .or(api::routes(agent.clone()))
+        .unify()
+        .or(artifacts::routes(agent.clone()))
         .unify()
         .or(builds::routes(agent.clone()))
         .unify()
