@@ -17,3 +17,19 @@ need_packages() {
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
 }
+
+# build_ui: installs the dashboard's npm packages (exactly package-lock.json)
+# when they changed, and builds ui/dist, which the agent embeds (release) or
+# reads from disk (debug).
+build_ui() {
+    command -v npm >/dev/null || need_packages nodejs npm
+    (
+        cd ui
+        if [ ! package-lock.json -ot node_modules/.package-lock.json ]; then
+            echo "==> npm ci (ui/)"
+            npm ci --no-audit --no-fund --loglevel=error
+        fi
+        echo "==> building the dashboard (ui/dist)"
+        npm run build --silent >/dev/null
+    )
+}

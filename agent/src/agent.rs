@@ -28,6 +28,8 @@ pub struct Agent {
     pub maintenance: Maintenance,
     pub builds: crate::build::Builds,
     pub mirrors: crate::mirror::Mirrors,
+    /// Status changes for `/api/v1/events`.
+    pub changes: crate::changes::Changes,
     /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
     pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
@@ -85,6 +87,8 @@ impl Running {
     /// then returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // Event streams never end on their own: close them so the server can.
+        self.agent.changes.closed.cancel();
         let grace = Duration::from_secs(self.agent.settings.shutdown_grace_secs);
         if tokio::time::timeout(grace, self.server).await.is_err() {
             tracing::warn!("requests still running after {grace:?}; cutting them off");
@@ -143,6 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         maintenance: Maintenance::start(config.settings.maintenance),
         builds: crate::build::Builds::default(),
         mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
+        changes: crate::changes::Changes::default(),
         secrets,
         data,
         store,

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod build;
+pub mod changes;
 pub mod cli;
 pub mod git;
 pub mod http;

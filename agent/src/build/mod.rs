@@ -70,7 +70,7 @@ impl Builds {
         }
     }
 
-    fn busy(&self, executor: &str) -> usize {
+    pub(crate) fn busy(&self, executor: &str) -> usize {
         self.lock()
             .values()
             .filter(|j| j.executor == executor)

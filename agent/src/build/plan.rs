@@ -36,11 +36,37 @@ pub async fn plan_pending(agent: &Arc<Agent>) -> anyhow::Result<usize> {
     let mut queued = 0;
     for event in pending {
         let id = event.id;
-        queued += plan_event(agent, event)
+        let planned = plan_event(agent, event)
             .await
             .with_context(|| format!("planning event {id}"))?;
+        if planned > 0 {
+            announce_new(agent, id).await;
+        }
+        queued += planned;
     }
     Ok(queued)
+}
+
+/// Tells event-stream listeners about the builds an event just queued.
+async fn announce_new(agent: &Arc<Agent>, event: hangar_core::ids::EventId) {
+    let planned = agent
+        .db(move |a| {
+            a.store
+                .read(|c| builds::by_event(c, event))
+                .map_err(anyhow::Error::from)
+        })
+        .await;
+    match planned {
+        Ok(list) => {
+            for build in list {
+                agent.changes.send(crate::changes::Change::Build {
+                    id: build.id,
+                    status: build.status,
+                });
+            }
+        }
+        Err(e) => tracing::warn!("cannot announce the builds of event {event}: {e:#}"),
+    }
 }
 
 /// One build to insert: the workflow's identity and either jobs or an error.

@@ -460,8 +460,14 @@ impl JobRun<'_> {
                     .map_err(anyhow::Error::from)
             })
             .await;
-        if let Err(e) = result {
-            tracing::warn!(job = %job, "cannot record step: {e:#}");
+        match result {
+            Ok(()) => self.agent.changes.send(crate::changes::Change::Step {
+                build: self.job.build_id,
+                job,
+                number,
+                status,
+            }),
+            Err(e) => tracing::warn!(job = %job, "cannot record step: {e:#}"),
         }
     }
 

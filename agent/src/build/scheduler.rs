@@ -158,7 +158,7 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
         Decision::Start => (Status::Running, None),
     };
     let stored_reason = reason.clone();
-    agent
+    let build_status = agent
         .db(move |a| {
             a.store
                 .write(|tx| {
@@ -168,6 +168,7 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         })
         .await?;
+    announce(agent, build_id, id, status, build_status);
     if status == Status::Running {
         start_job(agent, job, &siblings).await?;
     } else {
@@ -412,6 +413,7 @@ async fn finish(
         // marks it interrupted and queues it again.
         return;
     }
+    let job_status = outcome.status;
     let result = agent
         .db(move |a| {
             a.store.write(|tx| {
@@ -433,6 +435,7 @@ async fn finish(
     match result {
         Ok((status, stop)) => {
             agent.builds.stop_jobs(&stop);
+            announce(agent, build, job, job_status, status);
             tracing::info!(build = %build, job = %job, "job finished; build is {}", status.as_str())
         }
         Err(e) => tracing::error!(job = %job, "cannot record the job's end: {e:#}"),
@@ -461,4 +464,24 @@ fn fail_fast(
         failed.name
     );
     Ok(builds::cancel_jobs(tx, build, Some(&spec.id), &reason)?)
+}
+
+/// Tells event-stream listeners about a job's new status and its build's.
+fn announce(
+    agent: &Agent,
+    build: BuildId,
+    job: hangar_core::ids::JobId,
+    status: Status,
+    build_status: Status,
+) {
+    use crate::changes::Change;
+    agent.changes.send(Change::Job {
+        build,
+        id: job,
+        status,
+    });
+    agent.changes.send(Change::Build {
+        id: build,
+        status: build_status,
+    });
 }

@@ -37,6 +37,11 @@ pub async fn record(
         })
         .await?;
     tracing::info!(repo = %name, updates = count, "{kind} recorded");
+    agent.changes.send(crate::changes::Change::Push {
+        repo: name.to_string(),
+        kind: kind.to_owned(),
+        refs: count,
+    });
     agent.builds.wake();
     crate::git::repos::fix_head(path, &branches).await?;
     agent.maintenance.request(path);

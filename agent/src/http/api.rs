@@ -405,6 +405,10 @@ async fn repo_part(
                 &serde_json::json!({ "items": items, "next_offset": next }),
             )
         }
+        "workflows" => {
+            let found = tokio::task::spawn_blocking(move || workflows_at_head(&path)).await??;
+            json_reply(StatusCode::OK, &serde_json::json!({ "items": found }))
+        }
         "events" => {
             let id = repo.id;
             let events = agent
@@ -420,6 +424,46 @@ async fn repo_part(
             "no such endpoint /repos/{owner}/{name}/{part}"
         ))),
     }
+}
+
+/// The workflow files at HEAD, each with its name, jobs and triggers, or
+/// the errors that keep it from running.
+fn workflows_at_head(path: &std::path::Path) -> Result<Vec<serde_json::Value>, ApiError> {
+    let Some(sha) = crate::git::read::ref_target(path, "HEAD")? else {
+        return Ok(Vec::new());
+    };
+    let files = crate::git::read::workflow_files(path, &sha)?;
+    Ok(hangar_core::workflow::discover(&files)
+        .into_iter()
+        .map(|parsed| match parsed {
+            Ok(wf) => {
+                let on = &wf.on;
+                let triggers: Vec<&str> = [
+                    ("push", on.push.is_some()),
+                    ("pull_request", on.pull_request.is_some()),
+                    ("workflow_dispatch", on.workflow_dispatch.is_some()),
+                    ("schedule", !on.schedule.is_empty()),
+                ]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .collect();
+                serde_json::json!({
+                    "file": wf.file,
+                    "name": wf.name,
+                    "triggers": triggers,
+                    "jobs": wf.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+                    "errors": [],
+                })
+            }
+            Err(e) => serde_json::json!({
+                "file": e.file,
+                "name": null,
+                "triggers": [],
+                "jobs": [],
+                "errors": e.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+        })
+        .collect())
 }
 
 async fn list_tokens(agent: Arc<Agent>, caller: Caller) -> ApiResult {

@@ -1,5 +1,6 @@
 //! Who is calling: a token as `Authorization: Bearer TOKEN`, or as the password
-//! of HTTP basic auth (any user name, like GitHub), or nobody.
+//! of HTTP basic auth (any user name, like GitHub), or in the dashboard's
+//! session cookie, or nobody.
 
 use std::sync::Arc;
 
@@ -72,45 +73,80 @@ pub fn token_from_header(value: &str) -> Option<String> {
     None
 }
 
+/// The cookie the dashboard signs in with (`POST /api/v1/session`). HttpOnly,
+/// so page scripts never hold the token; SameSite=Strict, so other sites
+/// cannot make a browser send it.
+pub const SESSION_COOKIE: &str = "hangar_session";
+
+/// The header the dashboard sends with every request. A cookie alone does not
+/// authorize a request that changes something: other origins cannot set a
+/// custom header without a CORS preflight, which the agent never grants.
+pub const UI_HEADER: &str = "x-hangar-ui";
+
 /// The caller of a request; a token that is present but unknown or revoked is a 401.
+/// The `Authorization` header wins over the session cookie.
 pub fn caller(
     agent: Arc<Agent>,
 ) -> impl Filter<Extract = (Caller,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let agent = agent.clone();
-        async move {
-            let Some(header) = header else {
-                return Ok(Caller::anonymous());
-            };
-            let Some(token) =
-                token_from_header(&header).filter(|t| !t.is_empty() && t.len() <= 256)
-            else {
-                return Err(warp::reject::custom(ApiError::unauthorized()));
-            };
-            let found = agent
-                .db(move |a| {
-                    a.store
-                        .read(|c| tokens::authenticate(c, &token))
-                        .map_err(ApiError::from)
-                })
-                .await
-                .map_err(warp::reject::custom)?;
-            let Some((id, user)) = found else {
-                return Err(warp::reject::custom(ApiError::new(
-                    warp::http::StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this token is unknown or revoked; create one with `hangar token create NAME`",
-                )));
-            };
-            let store_agent = agent.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = store_agent.store.write(|tx| tokens::touch(tx, id)) {
-                    tracing::warn!("cannot record token use: {e}");
+    warp::header::optional::<String>("authorization")
+        .and(warp::cookie::optional::<String>(SESSION_COOKIE))
+        .and(warp::method())
+        .and(warp::header::optional::<String>(UI_HEADER))
+        .and_then(
+            move |header: Option<String>,
+                  cookie: Option<String>,
+                  method: warp::http::Method,
+                  ui: Option<String>| {
+                let agent = agent.clone();
+                async move {
+                    let token = match (header, cookie) {
+                        (Some(header), _) => token_from_header(&header),
+                        (None, Some(cookie)) => {
+                            if !method.is_safe() && ui.is_none() {
+                                return Err(warp::reject::custom(ApiError::forbidden(format!(
+                                    "a session cookie authorizes changes only with the `{UI_HEADER}` header; \
+                                     scripts should send `Authorization: Bearer TOKEN`"
+                                ))));
+                            }
+                            Some(cookie)
+                        }
+                        (None, None) => return Ok(Caller::anonymous()),
+                    };
+                    let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 256) else {
+                        return Err(warp::reject::custom(ApiError::unauthorized()));
+                    };
+                    authenticate(&agent, token)
+                        .await
+                        .map(|user| Caller { user: Some(user) })
+                        .map_err(warp::reject::custom)
                 }
-            });
-            Ok(Caller { user: Some(user) })
+            },
+        )
+}
+
+/// The user a token belongs to; records that the token was used.
+pub async fn authenticate(agent: &Arc<Agent>, token: String) -> Result<User, ApiError> {
+    let found = agent
+        .db(move |a| {
+            a.store
+                .read(|c| tokens::authenticate(c, &token))
+                .map_err(ApiError::from)
+        })
+        .await?;
+    let Some((id, user)) = found else {
+        return Err(ApiError::new(
+            warp::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this token is unknown or revoked; create one with `hangar token create NAME`",
+        ));
+    };
+    let store_agent = agent.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store_agent.store.write(|tx| tokens::touch(tx, id)) {
+            tracing::warn!("cannot record token use: {e}");
         }
-    })
+    });
+    Ok(user)
 }
 
 #[cfg(test)]

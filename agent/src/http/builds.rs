@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hangar_core::ids::{BuildId, JobId};
 use hangar_core::repo_name::RepoName;
-use hangar_core::store::builds;
+use hangar_core::store::builds::{self, Status};
 use hangar_core::store::{events, repos};
 use serde::Deserialize;
 use warp::Filter;
@@ -19,6 +19,7 @@ use super::auth::{Caller, caller};
 use super::error::{ApiError, ApiResult};
 use crate::agent::Agent;
 use crate::build::log;
+use crate::changes::Change;
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
     let a = super::with_agent(agent.clone());
@@ -75,6 +76,7 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     repo: Option<String>,
+    status: Option<String>,
     before: Option<String>,
     limit: Option<usize>,
 }
@@ -103,11 +105,22 @@ async fn list(agent: Arc<Agent>, caller: Caller, query: ListQuery) -> ApiResult 
         .as_deref()
         .map(parse_id::<BuildId>)
         .transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown status {s:?}; use queued, running, success, failure, cancelled, interrupted, invalid or skipped"
+                ))
+            })
+        })
+        .transpose()?;
     let limit = query.limit.unwrap_or(30).clamp(1, 100);
     let (all, readable) = agent
         .db(move |a| {
             a.store.read(|c| {
-                let all = builds::list(c, repo, before, limit)?;
+                let all = builds::list(c, repo, status, before, limit)?;
                 let mut readable = Vec::new();
                 for b in &all {
                     readable.push(repos::get(c, b.repo_id)?.is_some_and(|r| caller.can_read(&r)));
@@ -319,17 +332,25 @@ async fn action(
                     build.status.as_str()
                 )));
             }
-            let stop = agent
+            let (stop, status) = agent
                 .db(move |a| {
                     a.store
                         .write(|tx| {
                             let reason = format!("cancelled by {user}");
-                            builds::cancel_jobs(tx, build_id, None, &reason)
+                            let stop = builds::cancel_jobs(tx, build_id, None, &reason)?;
+                            Ok::<_, hangar_core::store::StoreError>((
+                                stop,
+                                builds::refresh_build(tx, build_id)?,
+                            ))
                         })
                         .map_err(ApiError::from)
                 })
                 .await?;
             agent.builds.stop_jobs(&stop);
+            agent.changes.send(Change::Build {
+                id: build_id,
+                status,
+            });
             json_reply(
                 StatusCode::ACCEPTED,
                 &serde_json::json!({ "id": build_id, "status": "cancelling" }),
@@ -355,6 +376,10 @@ async fn action(
             agent.builds.stop_jobs(&stop);
             agent.builds.wake();
             let new = new.ok_or_else(|| ApiError::not_found("build is gone"))?;
+            agent.changes.send(Change::Build {
+                id: new,
+                status: Status::Queued,
+            });
             let shown = agent
                 .db(move |a| {
                     a.store

@@ -45,6 +45,7 @@ pub fn document() -> Value {
                 "NewSecret": { "type": "object", "required": ["value"], "additionalProperties": false, "properties": {
                     "value": { "type": "string", "minLength": 1, "maxLength": 49152, "description": "Never returned by any endpoint; masked in build logs" } } },
                 "NewToken": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string", "maxLength": 100 } } },
+                "SignIn": { "type": "object", "required": ["token"], "additionalProperties": false, "properties": { "token": { "type": "string", "maxLength": 256 } } },
                 "NewUser": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
                     "name": { "type": "string", "maxLength": 64 }, "role": { "type": "string", "enum": ["admin", "member", "reader"] } } }
             }
@@ -52,6 +53,12 @@ pub fn document() -> Value {
         "security": [{ "token": [] }],
         "paths": {
             "/api/v1/status": { "get": op("Agent status: version, URL, SSH address and host key fingerprint, uptime, counts", "agent") },
+            "/api/v1/host": { "get": op("The host: CPU, memory, the data dir's disk, load; queued jobs and executor slots", "agent") },
+            "/api/v1/events": { "get": op("Server-sent events: `build`, `job`, `step`, `push`, `mirror` changes as JSON; `reload` when the listener fell behind", "agent") },
+            "/api/v1/session": {
+                "post": with_body(op("Sign a browser in: sets the HttpOnly `hangar_session` cookie. With the cookie, requests that change something must send the `x-hangar-ui` header", "agent"), "SignIn", false),
+                "delete": op("Sign the browser out (clears the cookie)", "agent")
+            },
             "/api/v1/repos": {
                 "get": params(op("List repositories (paged by name)", "repos"), &[("limit", "query"), ("after", "query")]),
                 "post": with_body(op("Create a repository", "repos"), "NewRepo", true)
@@ -64,6 +71,7 @@ pub fn document() -> Value {
             "/api/v1/repos/{owner}/{name}/tags": { "get": params(op("Tags with their commits", "repos"), &repo) },
             "/api/v1/repos/{owner}/{name}/commits": { "get": params(op("Recent commits, newest first (paged by offset)", "repos"),
                 &[("owner", "path"), ("name", "path"), ("ref", "query"), ("limit", "query"), ("offset", "query")]) },
+            "/api/v1/repos/{owner}/{name}/workflows": { "get": params(op("Workflow files at HEAD: name, triggers, jobs, or their errors", "repos"), &repo) },
             "/api/v1/repos/{owner}/{name}/events": { "get": params(op("Recent events (pushes)", "repos"), &[("owner", "path"), ("name", "path"), ("limit", "query")]) },
             "/api/v1/tokens": {
                 "get": op("Your tokens (never their secrets)", "tokens"),

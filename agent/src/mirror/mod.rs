@@ -216,6 +216,7 @@ async fn sync_mirror(agent: &Arc<Agent>, id: RepoId) {
                         .map_err(anyhow::Error::from)
                 })
                 .await
+                .map(|()| 0)
         }
         Err(error) => {
             let retry = hangar_core::mirror::backoff(base, mirror.failures + 1, rand::random());
@@ -251,10 +252,15 @@ async fn sync_mirror(agent: &Arc<Agent>, id: RepoId) {
                 }
                 Err(_) => {}
             }
-            failures.map(|_| ())
+            failures
         }
     };
-    if let Err(e) = outcome {
-        tracing::warn!(repo = %mirror.repo, "cannot record the mirror sync: {e}");
+    match outcome {
+        Ok(failures) => agent.changes.send(crate::changes::Change::Mirror {
+            repo: mirror.repo.to_string(),
+            ok: failures == 0,
+            failures,
+        }),
+        Err(e) => tracing::warn!(repo = %mirror.repo, "cannot record the mirror sync: {e}"),
     }
 }

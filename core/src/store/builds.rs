@@ -198,20 +198,22 @@ pub fn context(conn: &Connection, id: BuildId) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
-/// Newest first; `before` pages backwards by id.
+/// Newest first; `before` pages backwards by id; `status` keeps one status.
 pub fn list(
     conn: &Connection,
     repo: Option<RepoId>,
+    status: Option<Status>,
     before: Option<BuildId>,
     limit: usize,
 ) -> Result<Vec<Build>> {
     let sql = format!(
         "SELECT {BUILD_COLUMNS} FROM builds b JOIN repos r ON r.id = b.repo_id
          WHERE (?1 IS NULL OR b.repo_id = ?1) AND (?2 IS NULL OR b.id < ?2)
+           AND (?4 IS NULL OR b.status = ?4)
          ORDER BY b.id DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params![repo, before, limit as i64], build_from_row)?;
+    let rows = stmt.query_map(params![repo, before, limit as i64, status], build_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
