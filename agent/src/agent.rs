@@ -28,6 +28,8 @@ pub struct Agent {
     pub maintenance: Maintenance,
     pub builds: crate::build::Builds,
     pub mirrors: crate::mirror::Mirrors,
+    /// Webhook secrets and the delivery worker's wake-up.
+    pub hooks: crate::hooks::Hooks,
     /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
     pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
@@ -78,6 +80,8 @@ pub struct Running {
     server: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     ssh_server: Option<tokio::task::JoinHandle<()>>,
+    /// The webhook worker and the commit-status sender.
+    forge_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -93,6 +97,11 @@ impl Running {
         // start queues them again (see `builds::recover`).
         self.agent.builds.stop.cancel();
         let _ = self.scheduler.await;
+        for task in self.forge_tasks {
+            // Work cut off here is still pending in SQLite for the next start.
+            task.abort();
+            let _ = task.await;
+        }
         self.agent.builds.wait_idle(Duration::from_secs(5)).await;
         if let Some(ssh) = self.ssh_server {
             // The SSH server applies the same grace to its sessions itself.
@@ -143,6 +152,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         maintenance: Maintenance::start(config.settings.maintenance),
         builds: crate::build::Builds::default(),
         mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
+        hooks: crate::hooks::Hooks::default(),
         secrets,
         data,
         store,
@@ -154,6 +164,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
     let scheduler = crate::build::scheduler::start(agent.clone());
     crate::mirror::Mirrors::start(&agent).await?;
+    agent
+        .hooks
+        .secrets
+        .reload(&agent)
+        .context("cannot load the forges' webhook secrets")?;
+    let forge_tasks = vec![
+        crate::hooks::worker::start(agent.clone()),
+        crate::forges::statuses::start(agent.clone()),
+        tokio::spawn(crate::forges::hosted::register_all(agent.clone())),
+    ];
 
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());
@@ -178,6 +198,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server,
         scheduler,
         ssh_server,
+        forge_tasks,
     })
 }
 

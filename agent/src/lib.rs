@@ -5,7 +5,9 @@
 pub mod agent;
 pub mod build;
 pub mod cli;
+pub mod forges;
 pub mod git;
+pub mod hooks;
 pub mod http;
 pub mod mirror;
 pub mod ssh;

@@ -4,6 +4,7 @@
 mod builds;
 mod client;
 mod commands;
+mod forge;
 mod mirror;
 mod serve;
 mod table;
@@ -62,6 +63,15 @@ pub enum Command {
     /// Pull and push mirrors, their health, and their credentials.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
+    /// GitHub and GitLab accounts (tokens in the SecretStore).
+    #[command(subcommand)]
+    Forge(forge::ForgeCommand),
+    /// Webhook deliveries: list, show, replay.
+    #[command(subcommand)]
+    Delivery(forge::DeliveryCommand),
+    /// Pull requests of hosted repos.
+    #[command(subcommand)]
+    Pr(forge::PrCommand),
 }
 
 pub fn main() -> ExitCode {

@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod builds;
 pub mod error;
+pub mod forges;
 pub mod git;
 pub mod mirrors;
 pub mod openapi;
@@ -42,6 +43,10 @@ pub fn routes(
         .or(builds::routes(agent.clone()))
         .unify()
         .or(mirrors::routes(agent.clone()))
+        .unify()
+        .or(forges::routes(agent.clone()))
+        .unify()
+        .or(crate::hooks::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

@@ -5,8 +5,12 @@
 //! and never wait for writers (WAL).
 
 pub mod builds;
+pub mod commit_statuses;
+pub mod deliveries;
 pub mod events;
+pub mod forges;
 pub mod mirrors;
+pub mod pulls;
 pub mod repos;
 pub mod ssh_keys;
 pub mod tokens;
@@ -27,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
+    ("0005_forges", include_str!("migrations/0005_forges.sql")),
 ];
 
 /// A store failure.
