@@ -30,6 +30,7 @@ pub struct Agent {
     pub mirrors: crate::mirror::Mirrors,
     /// Webhook secrets and the delivery worker's wake-up.
     pub hooks: crate::hooks::Hooks,
+    pub tunnel: crate::tunnel::Tunnel,
     /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
     pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
@@ -153,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         builds: crate::build::Builds::default(),
         mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
         hooks: crate::hooks::Hooks::default(),
+        tunnel: crate::tunnel::Tunnel::default(),
         secrets,
         data,
         store,
@@ -169,11 +171,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .secrets
         .reload(&agent)
         .context("cannot load the forges' webhook secrets")?;
-    let forge_tasks = vec![
+    let mut forge_tasks = vec![
         crate::hooks::worker::start(agent.clone()),
         crate::forges::statuses::start(agent.clone()),
         tokio::spawn(crate::forges::hosted::register_all(agent.clone())),
     ];
+    if let Some(channel) = agent.settings.relay_url.clone() {
+        forge_tasks.push(crate::tunnel::relay::start(agent.clone(), channel));
+    }
 
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());

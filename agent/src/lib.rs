@@ -11,5 +11,6 @@ pub mod hooks;
 pub mod http;
 pub mod mirror;
 pub mod ssh;
+pub mod tunnel;
 
 pub use agent::{Agent, Config, Running, start};

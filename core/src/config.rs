@@ -45,6 +45,9 @@ pub struct Settings {
     /// tunnel): forge webhooks are registered to `PUBLIC_URL/hooks/...`, and
     /// commit statuses link to builds there.
     pub public_url: Option<String>,
+    /// A smee.io-style relay channel to receive webhooks through (the
+    /// agent subscribes and re-posts each event to its own `/hooks/...`).
+    pub relay_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             mirror_backoff_secs: 30,
             mirror_failing_after: 3,
             public_url: None,
+            relay_url: None,
         }
     }
 }
@@ -212,7 +216,7 @@ impl Settings {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("expected a number of failures above 0".into()))?
             }
-            "public_url" => {
+            "public_url" | "relay_url" => {
                 let url = value.trim_end_matches('/');
                 let rest = url
                     .strip_prefix("https://")
@@ -227,7 +231,11 @@ impl Settings {
                         "expected an http(s) URL without query or credentials, e.g. https://build.example.com".into(),
                     ));
                 }
-                self.public_url = Some(url.to_owned());
+                if key == "public_url" {
+                    self.public_url = Some(url.to_owned());
+                } else {
+                    self.relay_url = Some(url.to_owned());
+                }
             }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }

@@ -317,3 +317,63 @@ pub fn github_pull_request(
         },
     })
 }
+
+/// A stand-in for a smee.io-style relay channel: Server-Sent Events whose
+/// `data` carries a delivery's headers and body.
+pub struct RelayStandin {
+    pub port: u16,
+    clients: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl RelayStandin {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let port = listener.local_addr().expect("addr").port();
+        let clients: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let accepted = clients.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                // Read the request head, then answer with an open event stream.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\nevent: ready\ndata: {}\n\n",
+                );
+                accepted.lock().expect("clients").push(stream);
+            }
+        });
+        RelayStandin { port, clients }
+    }
+
+    /// The channel URL (what the forge's webhook would point at).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/channel", self.port)
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.clients.lock().expect("clients").len()
+    }
+
+    /// Relays a delivery as smee.io does: headers as members, the body as
+    /// `body` (embedded as is, so it may span several `data:` lines).
+    pub fn send(&self, (headers, body): &(Vec<(String, String)>, Vec<u8>)) {
+        let mut data = String::from("{");
+        for (k, v) in headers {
+            data.push_str(&format!("{}:{},", json!(k), json!(v)));
+        }
+        data.push_str("\"host\":\"smee.example\",\"body\":");
+        data.push_str(std::str::from_utf8(body).expect("utf-8 body"));
+        data.push_str(",\"query\":{},\"timestamp\":1}");
+        let mut event = String::new();
+        for line in data.split('\n') {
+            event.push_str(&format!("data: {line}\n"));
+        }
+        event.push('\n');
+        for client in self.clients.lock().expect("clients").iter_mut() {
+            let _ = client.write_all(event.as_bytes());
+        }
+    }
+}

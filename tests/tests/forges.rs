@@ -614,3 +614,43 @@ fn webhooks_are_registered_at_the_public_url_and_follow_it() {
         "https://new.example/hooks/github"
     );
 }
+
+#[test]
+fn deliveries_arrive_through_a_relay_channel_unchanged() {
+    let relay = forge_standin::RelayStandin::start();
+    let h = hosted_with_env(&[("HANGAR_RELAY_URL", &relay.url())]);
+    // Without a public URL, the webhook points at the relay channel.
+    assert_eq!(h.standin.hooks()[0]["config"]["url"], relay.url().as_str());
+    wait_until(&h.agent, "the relay subscription", || {
+        relay.subscribers() > 0
+    });
+    let (before, after) = h.push_upstream("one.txt");
+    // A pretty-printed body: its line breaks must survive the relay, or the
+    // signature would not verify.
+    let body = serde_json::to_string_pretty(&github_push(
+        "octo/hello",
+        "refs/heads/main",
+        &before,
+        &after,
+    ))
+    .expect("json");
+    let headers = github_delivery("push", "relay-1", SECRET, &json!({})).0;
+    let mut headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(k, _)| k != "x-hub-signature-256")
+        .collect();
+    headers.push((
+        "x-hub-signature-256".to_owned(),
+        hangar_core::webhook::github_signature(SECRET.as_bytes(), body.as_bytes()),
+    ));
+    relay.send(&(headers, body.into_bytes()));
+    let builds = h.agent.wait_builds("octo/hello", 1);
+    assert_eq!(builds[0]["sha"], after.as_str());
+
+    let out = h.agent.cli(&["tunnel", "status", "--json"]);
+    assert!(out.status.success());
+    let status: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(status["kind"], "relay");
+    assert_eq!(status["connected"], true);
+    assert_eq!(status["deliveries"], 1);
+}

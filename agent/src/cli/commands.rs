@@ -118,6 +118,7 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Forge(c) => super::forge::forge(client, c).await,
         Command::Delivery(c) => super::forge::delivery(client, c).await,
         Command::Pr(c) => super::forge::pr(client, c).await,
+        Command::Tunnel(c) => super::forge::tunnel(client, c).await,
     }
 }
 

@@ -60,6 +60,12 @@ pub enum DeliveryCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TunnelCommand {
+    /// Whether webhooks can reach this agent: tunnel kind, public URL, connection.
+    Status(JsonFlag),
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PrCommand {
     /// Pull requests (GitHub) and merge requests (GitLab) of hosted repos.
     List {
@@ -287,4 +293,25 @@ fn segment(text: &str) -> anyhow::Result<&str> {
         anyhow::bail!("{text:?} is not a valid name or id");
     }
     Ok(text)
+}
+
+pub async fn tunnel(client: &Client, command: TunnelCommand) -> anyhow::Result<()> {
+    let TunnelCommand::Status(f) = command;
+    let v = client.get("/tunnel").await?;
+    if f.json {
+        return print_json(&v);
+    }
+    if v["kind"] == "none" {
+        println!("No tunnel: set `relay_url` (or `public_url` if the internet reaches this host).");
+        return Ok(());
+    }
+    println!("{} tunnel", s(&v["kind"]));
+    println!("  public URL     {}", s(&v["public_url"]));
+    println!("  connected      {}", s(&v["connected"]));
+    println!("  deliveries     {}", s(&v["deliveries"]));
+    println!("  last delivery  {}", s(&v["last_delivery"]));
+    if let Some(error) = v["last_error"].as_str() {
+        println!("  last error     {error}");
+    }
+    Ok(())
 }

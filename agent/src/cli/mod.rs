@@ -72,6 +72,9 @@ pub enum Command {
     /// Pull requests of hosted repos.
     #[command(subcommand)]
     Pr(forge::PrCommand),
+    /// The webhook tunnel (relay channel) and its state.
+    #[command(subcommand)]
+    Tunnel(forge::TunnelCommand),
 }
 
 pub fn main() -> ExitCode {

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// registered to URL/hooks/github and URL/hooks/gitlab.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Receive webhooks through this smee.io-style relay channel.
+    #[arg(long, value_name = "URL")]
+    relay_url: Option<String>,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -51,6 +54,9 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     }
     if let Some(url) = &args.public_url {
         settings.set("public_url", url)?;
+    }
+    if let Some(url) = &args.relay_url {
+        settings.set("relay_url", url)?;
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),

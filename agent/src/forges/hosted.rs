@@ -179,8 +179,11 @@ pub async fn add(
 }
 
 /// The URL a forge should post `provider`'s webhooks to, when one is known.
+/// Without a public URL, a relay channel is where forges post.
 pub fn hook_url(agent: &Agent, provider: Provider) -> Option<String> {
-    let base = agent.settings.public_url.as_deref()?;
+    let Some(base) = agent.settings.public_url.as_deref() else {
+        return agent.settings.relay_url.clone();
+    };
     Some(format!(
         "{}/hooks/{}",
         base.trim_end_matches('/'),

@@ -76,6 +76,12 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .then(replay);
+    let tunnel = base()
+        .and(warp::path!("tunnel"))
+        .and(warp::get())
+        .and(a.clone())
+        .and(who.clone())
+        .then(tunnel);
     let list_pulls = base()
         .and(warp::path!("pulls"))
         .and(warp::get())
@@ -100,6 +106,8 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(replay)
         .unify()
         .or(list_pulls)
+        .unify()
+        .or(tunnel)
         .unify()
         .map(|r: ApiResult| r.unwrap_or_else(ApiError::into_response))
         .boxed()
@@ -301,4 +309,9 @@ async fn list_pulls(agent: Arc<Agent>, caller: Caller, query: Query) -> ApiResul
         })
         .await?;
     json_reply(StatusCode::OK, &serde_json::json!({ "items": all }))
+}
+
+async fn tunnel(agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    caller.require()?;
+    json_reply(StatusCode::OK, &agent.tunnel.status())
 }

@@ -59,6 +59,7 @@ fn forges(doc: &mut Value) {
     paths["/api/v1/deliveries"] = json!({ "get": params(op("Webhook deliveries, newest first (admin)", "webhooks"), &[("limit", "query")]) });
     paths["/api/v1/deliveries/{id}"] = json!({ "get": params(op("One webhook delivery and its processing result (admin)", "webhooks"), &[("id", "path")]) });
     paths["/api/v1/deliveries/{id}/replay"] = json!({ "post": params(op("Process a delivery again (admin); answers 202", "webhooks"), &[("id", "path")]) });
+    paths["/api/v1/tunnel"] = json!({ "get": op("The webhook tunnel: kind, public URL, connected, deliveries relayed, last error", "webhooks") });
     paths["/api/v1/pulls"] = json!({ "get": params(op("Pull and merge requests of hosted repos, recently updated first", "forges"), &[("state", "query"), ("limit", "query")]) });
 }
 
