@@ -7,14 +7,16 @@
 
 pub mod worker;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
+use hangar_core::ids::{DeliveryId, ForgeId};
 use hangar_core::store::deliveries::{self, NewDelivery};
 use hangar_core::store::forges::Provider;
 use hangar_core::webhook::{self, MAX_BODY, MAX_ID};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use warp::Filter;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::Response;
@@ -30,6 +32,85 @@ pub struct Hooks {
     pub secrets: HookSecrets,
     /// Wakes the worker when a delivery was stored or replayed.
     pub wake: Notify,
+    queue: OnceLock<mpsc::UnboundedSender<Pending>>,
+}
+
+/// A verified delivery waiting for its group commit, and who waits for it.
+struct Pending {
+    provider: Provider,
+    hook: String,
+    delivery: String,
+    forge_id: ForgeId,
+    event: String,
+    body: Bytes,
+    done: oneshot::Sender<Result<(DeliveryId, bool), String>>,
+}
+
+/// Most deliveries written by one transaction.
+const MAX_BATCH: usize = 256;
+
+impl Hooks {
+    /// The writer's queue, starting the writer on first use.
+    fn queue(&self, agent: &Arc<Agent>) -> &mpsc::UnboundedSender<Pending> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_deliveries(agent.clone(), rx));
+            tx
+        })
+    }
+}
+
+/// Group commit: deliveries that arrive while a transaction is being synced
+/// are written together by the next one, so concurrent forges share the
+/// fsync, and each request still hears 202 only after its row is durable.
+async fn write_deliveries(agent: Arc<Agent>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(next) = rx.try_recv()
+        {
+            batch.push(next);
+        }
+        let written = agent
+            .db(move |a| {
+                let result = a.store.write(|tx| {
+                    batch
+                        .iter()
+                        .map(|p| {
+                            deliveries::insert(
+                                tx,
+                                &NewDelivery {
+                                    provider: p.provider.as_str(),
+                                    hook_id: &p.hook,
+                                    delivery_id: &p.delivery,
+                                    forge_id: p.forge_id,
+                                    event: &p.event,
+                                    body: &p.body,
+                                },
+                            )
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                Ok::<_, anyhow::Error>((batch, result))
+            })
+            .await;
+        // A failed join drops the batch: its requests answer 500.
+        let Ok((batch, result)) = written else {
+            continue;
+        };
+        match result {
+            Ok(ids) => {
+                for (p, id) in batch.into_iter().zip(ids) {
+                    let _ = p.done.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                for p in batch {
+                    let _ = p.done.send(Err(format!("cannot store the delivery: {e}")));
+                }
+            }
+        }
+    }
 }
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
@@ -132,26 +213,24 @@ async fn receive(
             "cannot read the {event} payload: {e}"
         )));
     }
-    let (event, delivery) = (event.to_owned(), delivery.to_owned());
-    let (id, fresh) = agent
-        .db(move |a| {
-            a.store
-                .write(|tx| {
-                    deliveries::insert(
-                        tx,
-                        &NewDelivery {
-                            provider: provider.as_str(),
-                            hook_id: &hook,
-                            delivery_id: &delivery,
-                            forge_id,
-                            event: &event,
-                            body: &body,
-                        },
-                    )
-                })
-                .map_err(ApiError::from)
+    let (done, answer) = oneshot::channel();
+    agent
+        .hooks
+        .queue(&agent)
+        .send(Pending {
+            provider,
+            hook,
+            delivery: delivery.to_owned(),
+            forge_id,
+            event: event.to_owned(),
+            body,
+            done,
         })
-        .await?;
+        .map_err(|_| ApiError::internal("the delivery writer stopped"))?;
+    let (id, fresh) = answer
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     if fresh {
         agent.hooks.wake.notify_one();
     }
