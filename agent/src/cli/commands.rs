@@ -114,6 +114,7 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Key(c) => key(client, c).await,
         Command::User(c) => user(client, c).await,
         Command::Build(c) => super::builds::run(client, c).await,
+        Command::Cache(c) => super::cache::run(client, c).await,
         Command::Mirror(c) => super::mirror::run(client, c).await,
         Command::Forge(c) => super::forge::forge(client, c).await,
         Command::Delivery(c) => super::forge::delivery(client, c).await,
