@@ -30,6 +30,9 @@ pub struct Agent {
     pub mirrors: crate::mirror::Mirrors,
     /// Status changes for `/api/v1/events`.
     pub changes: crate::changes::Changes,
+    /// Webhook secrets and the delivery worker's wake-up.
+    pub hooks: crate::hooks::Hooks,
+    pub tunnel: crate::tunnel::Tunnel,
     /// Mirror credentials (Keychain on macOS, encrypted file elsewhere).
     pub secrets: Box<dyn hangar_core::secrets::SecretStore>,
     pub started: Instant,
@@ -80,6 +83,8 @@ pub struct Running {
     server: tokio::task::JoinHandle<()>,
     scheduler: tokio::task::JoinHandle<()>,
     ssh_server: Option<tokio::task::JoinHandle<()>>,
+    /// The webhook worker and the commit-status sender.
+    forge_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -97,6 +102,11 @@ impl Running {
         // start queues them again (see `builds::recover`).
         self.agent.builds.stop.cancel();
         let _ = self.scheduler.await;
+        for task in self.forge_tasks {
+            // Work cut off here is still pending in SQLite for the next start.
+            task.abort();
+            let _ = task.await;
+        }
         self.agent.builds.wait_idle(Duration::from_secs(5)).await;
         if let Some(ssh) = self.ssh_server {
             // The SSH server applies the same grace to its sessions itself.
@@ -148,6 +158,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         builds: crate::build::Builds::default(),
         mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
         changes: crate::changes::Changes::default(),
+        hooks: crate::hooks::Hooks::default(),
+        tunnel: crate::tunnel::Tunnel::default(),
         secrets,
         data,
         store,
@@ -160,6 +172,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let scheduler = crate::build::scheduler::start(agent.clone());
     tokio::spawn(crate::build::artifacts::clean_expired(agent.clone()));
     crate::mirror::Mirrors::start(&agent).await?;
+    agent
+        .hooks
+        .secrets
+        .reload(&agent)
+        .context("cannot load the forges' webhook secrets")?;
+    let mut forge_tasks = vec![
+        crate::hooks::worker::start(agent.clone()),
+        crate::forges::statuses::start(agent.clone()),
+        tokio::spawn(crate::forges::hosted::register_all(agent.clone())),
+    ];
+    if let Some(channel) = agent.settings.relay_url.clone() {
+        forge_tasks.push(crate::tunnel::relay::start(agent.clone(), channel));
+    }
 
     let (stop, mut stopped) = watch::channel(false);
     let routes = crate::http::routes(agent.clone());
@@ -184,6 +209,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server,
         scheduler,
         ssh_server,
+        forge_tasks,
     })
 }
 

@@ -6,9 +6,12 @@ pub mod agent;
 pub mod build;
 pub mod changes;
 pub mod cli;
+pub mod forges;
 pub mod git;
+pub mod hooks;
 pub mod http;
 pub mod mirror;
 pub mod ssh;
+pub mod tunnel;
 
 pub use agent::{Agent, Config, Running, start};

@@ -46,6 +46,13 @@ pub struct Settings {
     pub mirror_backoff_secs: u64,
     /// Consecutive failures after which a mirror is `failing`.
     pub mirror_failing_after: u32,
+    /// The URL the internet reaches this agent at (directly or through a
+    /// tunnel): forge webhooks are registered to `PUBLIC_URL/hooks/...`, and
+    /// commit statuses link to builds there.
+    pub public_url: Option<String>,
+    /// A smee.io-style relay channel to receive webhooks through (the
+    /// agent subscribes and re-posts each event to its own `/hooks/...`).
+    pub relay_url: Option<String>,
     /// Days build artifacts are kept unless a workflow asks for fewer.
     pub artifact_retention_days: u32,
     /// Size cap of the `actions/cache` store, in MiB (least recently used go first).
@@ -72,6 +79,8 @@ impl Default for Settings {
             mirror_concurrency: 4,
             mirror_backoff_secs: 30,
             mirror_failing_after: 3,
+            public_url: None,
+            relay_url: None,
             artifact_retention_days: 30,
             cache_max_mb: 10240,
         }
@@ -238,6 +247,27 @@ impl Settings {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| bad("expected a number of failures above 0".into()))?
             }
+            "public_url" | "relay_url" => {
+                let url = value.trim_end_matches('/');
+                let rest = url
+                    .strip_prefix("https://")
+                    .or_else(|| url.strip_prefix("http://"));
+                let tame = url.len() <= 500
+                    && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+                    && !url
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || "?#@\\".contains(c));
+                if !tame {
+                    return Err(bad(
+                        "expected an http(s) URL without query or credentials, e.g. https://build.example.com".into(),
+                    ));
+                }
+                if key == "public_url" {
+                    self.public_url = Some(url.to_owned());
+                } else {
+                    self.relay_url = Some(url.to_owned());
+                }
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -330,6 +360,16 @@ mod tests {
             .set("ssh_max_sessions", "0")
             .unwrap_err();
         assert!(err.to_string().contains("above 0"), "{err}");
+    }
+
+    #[test]
+    fn public_url() {
+        let mut s = Settings::default();
+        s.set("public_url", "https://build.example.com/").unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://build.example.com"));
+        for bad in ["ftp://x", "https://", "https://u:p@x", "https://x/?q", "x"] {
+            assert!(s.set("public_url", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

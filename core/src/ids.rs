@@ -97,6 +97,14 @@ ulid_id!(
     /// One job of a build (one matrix combination).
     JobId
 );
+ulid_id!(
+    /// A forge account (GitHub, GitLab).
+    ForgeId
+);
+ulid_id!(
+    /// A received webhook delivery.
+    DeliveryId
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,4 +12,5 @@ pub mod repo_name;
 pub mod secrets;
 pub mod store;
 pub mod token;
+pub mod webhook;
 pub mod workflow;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod forge_standin;
 pub mod upstream;
 
 /// The agent binary under test: this crate's `hangar-e2e`, which cargo builds
@@ -167,6 +168,12 @@ impl Agent {
     }
 
     /// Starts the agent again on the same data dir (on a new port).
+    /// Sets (or replaces) a variable of the environment used at the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

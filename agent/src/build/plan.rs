@@ -157,6 +157,18 @@ fn triggers(event: &StoredEvent) -> anyhow::Result<Vec<(&'static str, Event, Opt
                 })
                 .collect())
         }
+        events::PULL_REQUEST => {
+            let p: crate::hooks::worker::PullEvent = serde_json::from_value(event.payload.clone())?;
+            let event = Event::PullRequest {
+                action: p.action,
+                number: p.number,
+                base_ref: p.base_ref,
+                head_ref: p.head_ref,
+                head_sha: p.head_sha,
+                changed_paths: None,
+            };
+            Ok(vec![("pull_request", event, None)])
+        }
         "dispatch" => {
             let d: Dispatch = serde_json::from_value(event.payload.clone())?;
             let event = Event::WorkflowDispatch {

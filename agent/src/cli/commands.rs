@@ -13,7 +13,7 @@ use super::table;
 pub struct JsonFlag {
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +27,23 @@ pub enum RepoCommand {
         public: bool,
         #[arg(long, default_value = "")]
         description: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mirror and build a repository hosted on GitHub or GitLab
+    /// (read-only here; fetched on each webhook and polled as a safety net).
+    Add {
+        /// github:OWNER/NAME or gitlab:GROUP/NAME
+        spec: String,
+        /// The forge account, when several serve the provider (see `hangar forge list`).
+        #[arg(long)]
+        forge: Option<String>,
+        /// The local OWNER/NAME [default: the last two parts of the path].
+        #[arg(long = "as", value_name = "OWNER/NAME")]
+        name: Option<String>,
+        /// Anyone on the LAN may clone it without a token.
+        #[arg(long)]
+        public: bool,
         #[arg(long)]
         json: bool,
     },
@@ -100,6 +117,10 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Cache(c) => super::cache::run(client, c).await,
         Command::Mirror(c) => super::mirror::run(client, c).await,
         Command::Secret(c) => super::secret::run(client, c).await,
+        Command::Forge(c) => super::forge::forge(client, c).await,
+        Command::Delivery(c) => super::forge::delivery(client, c).await,
+        Command::Pr(c) => super::forge::pr(client, c).await,
+        Command::Tunnel(c) => super::forge::tunnel(client, c).await,
     }
 }
 
@@ -172,6 +193,13 @@ async fn repo(client: &Client, command: RepoCommand) -> anyhow::Result<()> {
             );
             println!("  git remote add origin {}", s(&v["clone_url"]));
         }
+        RepoCommand::Add {
+            spec,
+            forge,
+            name,
+            public,
+            json,
+        } => super::forge::add_repo(client, spec, forge, name, public, json).await?,
         RepoCommand::List(f) => {
             let mut items = Vec::new();
             let mut after: Option<String> = None;

@@ -5,6 +5,7 @@ mod builds;
 mod cache;
 mod client;
 mod commands;
+mod forge;
 mod mirror;
 mod secret;
 mod serve;
@@ -70,6 +71,18 @@ pub enum Command {
     /// Workflow secrets for `${{ secrets.NAME }}`: set, list, remove.
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// GitHub and GitLab accounts (tokens in the SecretStore).
+    #[command(subcommand)]
+    Forge(forge::ForgeCommand),
+    /// Webhook deliveries: list, show, replay.
+    #[command(subcommand)]
+    Delivery(forge::DeliveryCommand),
+    /// Pull requests of hosted repos.
+    #[command(subcommand)]
+    Pr(forge::PrCommand),
+    /// The webhook tunnel (relay channel) and its state.
+    #[command(subcommand)]
+    Tunnel(forge::TunnelCommand),
 }
 
 pub fn main() -> ExitCode {

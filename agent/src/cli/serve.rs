@@ -21,6 +21,13 @@ pub struct ServeArgs {
     /// Allow mirrors of loopback, link-local and private (LAN) addresses.
     #[arg(long)]
     allow_local_mirrors: bool,
+    /// The URL the internet reaches this agent at; forge webhooks are
+    /// registered to URL/hooks/github and URL/hooks/gitlab.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Receive webhooks through this smee.io-style relay channel.
+    #[arg(long, value_name = "URL")]
+    relay_url: Option<String>,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -44,6 +51,12 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     }
     if args.allow_local_mirrors {
         settings.allow_local_mirrors = true;
+    }
+    if let Some(url) = &args.public_url {
+        settings.set("public_url", url)?;
+    }
+    if let Some(url) = &args.relay_url {
+        settings.set("relay_url", url)?;
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),

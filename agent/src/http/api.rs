@@ -158,7 +158,7 @@ pub(super) fn json_body<T: serde::de::DeserializeOwned + Send>()
     warp::body::content_length_limit(MAX_JSON).and(warp::body::json())
 }
 
-pub(super) fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> ApiResult {
+pub(crate) fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> ApiResult {
     Ok(warp::reply::with_status(warp::reply::json(value), status).into_response())
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod builds;
 pub mod error;
 pub mod events;
+pub mod forges;
 pub mod git;
 pub mod host;
 pub mod mirrors;
@@ -67,6 +68,10 @@ pub fn routes(
         .or(host::routes(agent.clone()))
         .unify()
         .or(session::routes(agent.clone()))
+        .unify()
+        .or(forges::routes(agent.clone()))
+        .unify()
+        .or(crate::hooks::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

@@ -26,6 +26,44 @@ fn params(mut value: Value, names: &[(&str, &str)]) -> Value {
 }
 
 pub fn document() -> Value {
+    let mut doc = core_document();
+    forges(&mut doc);
+    doc
+}
+
+/// Forge accounts, hosted repos, webhook deliveries and pull requests.
+fn forges(doc: &mut Value) {
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["NewForge"] = json!({ "type": "object", "required": ["provider", "token"], "additionalProperties": false, "properties": {
+        "provider": { "type": "string", "enum": ["github", "gitlab"] },
+        "url": { "type": "string", "description": "API base: GitHub Enterprise https://HOST/api/v3, self-managed GitLab https://HOST" },
+        "name": { "type": "string", "maxLength": 64 },
+        "token": { "type": "string", "description": "Personal access token; stored in the SecretStore, never shown again" },
+        "webhook_secret": { "type": "string", "description": "Secret webhooks are signed with; generated when absent and returned once" },
+        "allow_http": { "type": "boolean" } } });
+    schemas["NewHostedRepo"] = json!({ "type": "object", "required": ["repo"], "additionalProperties": false, "properties": {
+        "repo": { "type": "string", "description": "github:OWNER/NAME or gitlab:GROUP/NAME" },
+        "forge": { "type": "string", "description": "Forge account name, when several serve the provider" },
+        "name": { "type": "string", "description": "Local OWNER/NAME" },
+        "public": { "type": "boolean" } } });
+    let paths = &mut doc["paths"];
+    paths["/api/v1/forges"] = json!({
+        "get": op("Forge accounts (never their tokens)", "forges"),
+        "post": with_body(op("Add a GitHub or GitLab account (admin); the webhook secret is returned once", "forges"), "NewForge", true)
+    });
+    paths["/api/v1/forges/{name}"] = json!({ "delete": params(op("Remove a forge account and its secrets (admin)", "forges"), &[("name", "path")]) });
+    paths["/api/v1/hosted-repos"] = json!({
+        "get": op("Repositories hosted on a forge and mirrored here", "forges"),
+        "post": with_body(op("Mirror and build a hosted repository; registers its webhook when a public URL is set", "forges"), "NewHostedRepo", true)
+    });
+    paths["/api/v1/deliveries"] = json!({ "get": params(op("Webhook deliveries, newest first (admin)", "webhooks"), &[("limit", "query")]) });
+    paths["/api/v1/deliveries/{id}"] = json!({ "get": params(op("One webhook delivery and its processing result (admin)", "webhooks"), &[("id", "path")]) });
+    paths["/api/v1/deliveries/{id}/replay"] = json!({ "post": params(op("Process a delivery again (admin); answers 202", "webhooks"), &[("id", "path")]) });
+    paths["/api/v1/tunnel"] = json!({ "get": op("The webhook tunnel: kind, public URL, connected, deliveries relayed, last error", "webhooks") });
+    paths["/api/v1/pulls"] = json!({ "get": params(op("Pull and merge requests of hosted repos, recently updated first", "forges"), &[("state", "query"), ("limit", "query")]) });
+}
+
+fn core_document() -> Value {
     let repo = [("owner", "path"), ("name", "path")];
     json!({
         "openapi": "3.1.0",

@@ -40,6 +40,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 
 /// A push to the LAN remote.
 pub const PUSH: &str = "push";
+/// A pull request opened or updated on a forge (payload: action, number,
+/// base_ref, head_ref, head_sha).
+pub const PULL_REQUEST: &str = "pull_request";
 /// A pull mirror's fetch that moved refs (payload like a push's).
 pub const MIRROR_FETCH: &str = "mirror_fetch";
 /// A mirror became `failing` (payload: `error`, `failures`).

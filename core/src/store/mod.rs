@@ -6,8 +6,12 @@
 
 pub mod artifacts;
 pub mod builds;
+pub mod commit_statuses;
+pub mod deliveries;
 pub mod events;
+pub mod forges;
 pub mod mirrors;
+pub mod pulls;
 pub mod repos;
 pub mod ssh_keys;
 pub mod tokens;
@@ -28,6 +32,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
+    ("0005_forges", include_str!("migrations/0005_forges.sql")),
     (
         "0007_secrets_concurrency",
         include_str!("migrations/0007_secrets_concurrency.sql"),
