@@ -8,6 +8,7 @@ pub mod cli;
 pub mod git;
 pub mod http;
 pub mod mirror;
+pub mod service;
 pub mod ssh;
 
 pub use agent::{Agent, Config, Running, start};

@@ -66,6 +66,10 @@ pub fn start(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
 
 async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
     super::plan::plan_pending(agent).await?;
+    if agent.builds.paused() {
+        // Pushes still become queued builds; they start on resume.
+        return Ok(());
+    }
     let queued = agent
         .db(|a| {
             a.store

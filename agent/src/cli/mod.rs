@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod mirror;
 mod serve;
+mod service;
 mod table;
 
 use std::path::PathBuf;
@@ -62,6 +63,12 @@ pub enum Command {
     /// Pull and push mirrors, their health, and their credentials.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
+    /// Show, pause and resume the build queue.
+    #[command(subcommand)]
+    Queue(commands::QueueCommand),
+    /// Run the agent at login (macOS LaunchAgent, systemd user unit).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +86,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(cli.data_dir, args).await,
+            Command::Service(command) => service::run(cli.data_dir, command),
             command => {
                 let client = client::Client::locate(cli.data_dir, cli.url, cli.token)?;
                 commands::run(&client, command).await

@@ -7,6 +7,7 @@ pub mod error;
 pub mod git;
 pub mod mirrors;
 pub mod openapi;
+pub mod queue;
 
 use std::sync::Arc;
 
@@ -42,6 +43,8 @@ pub fn routes(
         .or(builds::routes(agent.clone()))
         .unify()
         .or(mirrors::routes(agent.clone()))
+        .unify()
+        .or(queue::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

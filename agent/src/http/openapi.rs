@@ -73,6 +73,9 @@ pub fn document() -> Value {
                 "post": with_body(op("Add an SSH public key for git over SSH", "keys"), "NewKey", true)
             },
             "/api/v1/keys/{id}": { "delete": params(op("Remove an SSH key (yours, or any as admin)", "keys"), &[("id", "path")]) },
+            "/api/v1/queue": { "get": op("The build queue: `paused`, `queued` and `running` jobs", "builds") },
+            "/api/v1/queue/pause": { "post": op("Pause the queue (admin): builds are still planned, no job starts; kept across restarts", "builds") },
+            "/api/v1/queue/resume": { "post": op("Resume the queue (admin)", "builds") },
             "/api/v1/users": {
                 "get": op("List users (admin)", "users"),
                 "post": with_body(op("Create a user and a first token (admin)", "users"), "NewUser", true)
