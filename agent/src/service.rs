@@ -268,19 +268,28 @@ mod platform {
             return Ok(());
         }
         // Reinstalling: unload the old definition first (fails if not loaded).
-        let _ = run("launchctl", &["bootout", &format!("{}/{LAUNCHD_LABEL}", domain())]);
+        let _ = run(
+            "launchctl",
+            &["bootout", &format!("{}/{LAUNCHD_LABEL}", domain())],
+        );
         let path = path.to_string_lossy();
         run("launchctl", &["bootstrap", &domain(), &path]).map(drop)
     }
 
     pub fn unregister(_path: &Path) -> anyhow::Result<()> {
         // Not loaded is fine: the file goes either way.
-        let _ = run("launchctl", &["bootout", &format!("{}/{LAUNCHD_LABEL}", domain())]);
+        let _ = run(
+            "launchctl",
+            &["bootout", &format!("{}/{LAUNCHD_LABEL}", domain())],
+        );
         Ok(())
     }
 
     pub fn state() -> String {
-        match run("launchctl", &["print", &format!("{}/{LAUNCHD_LABEL}", domain())]) {
+        match run(
+            "launchctl",
+            &["print", &format!("{}/{LAUNCHD_LABEL}", domain())],
+        ) {
             Ok(text) => text
                 .lines()
                 .find_map(|l| l.trim().strip_prefix("state = "))

@@ -8,7 +8,7 @@
 
 mod link;
 mod notify;
-pub mod status;
+mod status;
 mod tray;
 mod window;
 
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use tauri::{Manager as _, RunEvent, WindowEvent};
 
-pub use link::Link;
+use link::Link;
 
 /// What the app keeps between events.
 pub struct Desktop {

@@ -126,7 +126,7 @@ impl Link {
     pub async fn clone_urls(&self) -> anyhow::Result<Vec<(String, String)>> {
         #[derive(serde::Deserialize)]
         struct Repo {
-            name: String,
+            full_name: String,
             clone_url: String,
         }
         #[derive(serde::Deserialize)]
@@ -137,7 +137,7 @@ impl Link {
         Ok(repos
             .items
             .into_iter()
-            .map(|r| (r.name, r.clone_url))
+            .map(|r| (r.full_name, r.clone_url))
             .collect())
     }
 

@@ -230,7 +230,10 @@ mod tests {
 
     #[test]
     fn active_builds_mean_building() {
-        let s = snap(vec![build("b2", "a/x", "queued"), build("b1", "a/x", "failure")]);
+        let s = snap(vec![
+            build("b2", "a/x", "queued"),
+            build("b1", "a/x", "failure"),
+        ]);
         assert_eq!(s.state(), TrayState::Building);
         assert_eq!(s.status_line(), "Building: 1 build(s)");
     }
@@ -247,9 +250,15 @@ mod tests {
         assert_eq!(s.state(), TrayState::Failed);
         assert_eq!(s.red_pipelines(), vec!["a/y CI".to_owned()]);
         // A cancelled build says nothing: the failure below it still counts.
-        let s = snap(vec![build("b2", "a/y", "cancelled"), build("b1", "a/y", "failure")]);
+        let s = snap(vec![
+            build("b2", "a/y", "cancelled"),
+            build("b1", "a/y", "failure"),
+        ]);
         assert_eq!(s.state(), TrayState::Failed);
-        let s = snap(vec![build("b2", "a/y", "success"), build("b1", "a/y", "failure")]);
+        let s = snap(vec![
+            build("b2", "a/y", "success"),
+            build("b1", "a/y", "failure"),
+        ]);
         assert_eq!(s.state(), TrayState::Idle);
     }
 
@@ -269,8 +278,14 @@ mod tests {
 
     #[test]
     fn failure_and_recovery_notify_once() {
-        let running = snap(vec![build("b2", "a/x", "running"), build("b1", "a/x", "success")]);
-        let failed = snap(vec![build("b2", "a/x", "failure"), build("b1", "a/x", "success")]);
+        let running = snap(vec![
+            build("b2", "a/x", "running"),
+            build("b1", "a/x", "success"),
+        ]);
+        let failed = snap(vec![
+            build("b2", "a/x", "failure"),
+            build("b1", "a/x", "success"),
+        ]);
         let got = notices(Some(&running), &failed);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].title, "Build failed: a/x #2");
@@ -288,16 +303,25 @@ mod tests {
         assert_eq!(got[0].title, "Build fixed: a/x #3");
 
         // Success after success is not news.
-        let green = snap(vec![build("b4", "a/x", "success"), build("b3", "a/x", "success")]);
+        let green = snap(vec![
+            build("b4", "a/x", "success"),
+            build("b3", "a/x", "success"),
+        ]);
         assert!(notices(Some(&fixed), &green).is_empty());
     }
 
     #[test]
     fn recovery_is_found_in_the_earlier_look_when_the_failure_scrolled_away() {
         // The failure is no longer in the newest list, but the previous look had it.
-        let before = snap(vec![build("b2", "a/x", "running"), build("b1", "a/x", "failure")]);
+        let before = snap(vec![
+            build("b2", "a/x", "running"),
+            build("b1", "a/x", "failure"),
+        ]);
         let after = snap(vec![build("b2", "a/x", "success")]);
-        assert_eq!(notices(Some(&before), &after)[0].title, "Build fixed: a/x #2");
+        assert_eq!(
+            notices(Some(&before), &after)[0].title,
+            "Build fixed: a/x #2"
+        );
     }
 
     #[test]

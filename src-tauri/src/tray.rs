@@ -71,7 +71,10 @@ pub fn watch(app: AppHandle, desktop: Arc<Desktop>) {
     tauri::async_runtime::spawn(async move {
         loop {
             let snapshot = desktop.link.snapshot().await;
-            let repos = desktop.link.clone_urls().await.unwrap_or_default();
+            let repos = desktop.link.clone_urls().await.unwrap_or_else(|e| {
+                tracing::warn!("cannot list repositories: {e:#}");
+                Vec::new()
+            });
             let snapshot = match snapshot {
                 Ok(snapshot) => Some(snapshot),
                 Err(e) => {
@@ -114,9 +117,7 @@ fn refresh(app: &AppHandle, desktop: &Arc<Desktop>, repos: Vec<(String, String)>
         repos
     };
     let next = model(desktop, snapshot.as_ref(), repos, armed);
-    let icon_name = snapshot
-        .as_ref()
-        .map_or("failed", |s| s.state().as_str());
+    let icon_name = snapshot.as_ref().map_or("failed", |s| s.state().as_str());
     let Some(tray) = app.tray_by_id(TRAY) else {
         return;
     };
@@ -270,7 +271,8 @@ fn menu(app: &AppHandle, model: &Model) -> tauri::Result<Menu<Wry>> {
 
 fn on_menu_event(app: &AppHandle, event: MenuEvent) {
     let desktop = app.state::<Arc<Desktop>>().inner().clone();
-    let id = event.id().as_ref();
+    let id = event.id().as_ref().to_owned();
+    let id = id.as_str();
     tracing::info!(item = id, "tray menu");
     if let Some(build) = id.strip_prefix("build:") {
         crate::window::show(app, Some(&format!("/builds/{build}")));
@@ -280,6 +282,7 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
         }
     } else if let Some(action) = id.strip_prefix("queue:") {
         let app = app.clone();
+        let action = action.to_owned();
         let path = format!("/api/v1/queue/{action}");
         tauri::async_runtime::spawn(async move {
             if let Err(e) = desktop.link.post(&path).await {
@@ -300,9 +303,7 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
         let running = running_builds(Desktop::lock(&desktop.last).as_ref());
         let armed = {
             let mut shown = Desktop::lock(&desktop.tray);
-            let armed = shown
-                .quit_armed
-                .is_some_and(|t| t.elapsed() < QUIT_CONFIRM);
+            let armed = shown.quit_armed.is_some_and(|t| t.elapsed() < QUIT_CONFIRM);
             if !armed {
                 shown.quit_armed = Some(Instant::now());
             }

@@ -63,7 +63,9 @@ impl Builds {
         } else if let Err(e) = std::fs::remove_file(&marker)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            return Err(anyhow::Error::new(e).context(format!("cannot remove {}", marker.display())));
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot remove {}", marker.display()))
+            );
         }
         self.paused.store(paused, Ordering::SeqCst);
         self.wake();

@@ -116,8 +116,14 @@ pub enum QueueCommand {
 async fn queue(client: &Client, command: QueueCommand) -> anyhow::Result<()> {
     let (v, json) = match command {
         QueueCommand::Show(f) => (client.get("/queue").await?, f.json),
-        QueueCommand::Pause => (client.call(Method::POST, "/queue/pause", None).await?, false),
-        QueueCommand::Resume => (client.call(Method::POST, "/queue/resume", None).await?, false),
+        QueueCommand::Pause => (
+            client.call(Method::POST, "/queue/pause", None).await?,
+            false,
+        ),
+        QueueCommand::Resume => (
+            client.call(Method::POST, "/queue/resume", None).await?,
+            false,
+        ),
     };
     if json {
         return print_json(&v);

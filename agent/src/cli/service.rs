@@ -44,7 +44,11 @@ pub fn run(data_dir: Option<PathBuf>, command: ServiceCommand) -> anyhow::Result
             println!("Installed {}", path.display());
             println!(
                 "The agent {} with your login, data in {}, output in {}.",
-                if no_start { "will start" } else { "runs now and starts" },
+                if no_start {
+                    "will start"
+                } else {
+                    "runs now and starts"
+                },
                 spec.data_dir.display(),
                 if cfg!(target_os = "macos") {
                     spec.log_file().display().to_string()
