@@ -153,6 +153,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     });
 
     let scheduler = crate::build::scheduler::start(agent.clone());
+    tokio::spawn(crate::build::artifacts::clean_expired(agent.clone()));
     crate::mirror::Mirrors::start(&agent).await?;
 
     let (stop, mut stopped) = watch::channel(false);

@@ -41,6 +41,10 @@ pub struct Settings {
     pub mirror_backoff_secs: u64,
     /// Consecutive failures after which a mirror is `failing`.
     pub mirror_failing_after: u32,
+    /// Days build artifacts are kept unless a workflow asks for fewer.
+    pub artifact_retention_days: u32,
+    /// Size cap of the `actions/cache` store, in MiB (least recently used go first).
+    pub cache_max_mb: u64,
 }
 
 impl Default for Settings {
@@ -61,6 +65,8 @@ impl Default for Settings {
             mirror_concurrency: 4,
             mirror_backoff_secs: 30,
             mirror_failing_after: 3,
+            artifact_retention_days: 30,
+            cache_max_mb: 10240,
         }
     }
 }
@@ -147,6 +153,18 @@ impl Settings {
                     .ok()
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| bad("expected a whole number of at least 1".into()))?
+            }
+            "cache_max_mb" => {
+                self.cache_max_mb = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number of MiB".into()))?
+            }
+            "artifact_retention_days" => {
+                self.artifact_retention_days = value
+                    .parse()
+                    .ok()
+                    .filter(|d| (1..=400).contains(d))
+                    .ok_or_else(|| bad("expected a whole number of days from 1 to 400".into()))?
             }
             "max_log_mb" => {
                 self.max_log_mb = value

@@ -1,11 +1,15 @@
 //! Builds: events become builds ([`plan`]), queued jobs take free slots
 //! ([`scheduler`]), and the host executor runs their steps ([`runner`]).
 
+pub mod archive;
+pub mod artifacts;
+pub mod cache;
 pub mod log;
 pub mod output;
 pub mod plan;
 pub mod runner;
 pub mod scheduler;
+pub mod xcode;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -14,7 +14,9 @@ use hangar_core::workflow::{JobSpec, StepAction, StepSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::RunningJob;
+use super::artifacts::{self, Place};
 use super::output::{self, Command, Masker};
+use super::{cache, xcode};
 use crate::agent::Agent;
 
 /// How a job ended.
@@ -51,6 +53,8 @@ struct JobRun<'a> {
     masker: Masker,
     status: expr::Status,
     sha: String,
+    /// Cache saves that run once every step has succeeded.
+    post: Vec<cache::PendingSave>,
 }
 
 pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &RunningJob) -> Outcome {
@@ -118,6 +122,7 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
         masker: Masker::default(),
         status: expr::Status::Success,
         sha: build.sha.clone(),
+        post: Vec::new(),
     };
     let timeout = Duration::from_secs(u64::from(run.spec.timeout_minutes.max(1)) * 60);
     let ran = tokio::time::timeout(timeout, run.steps()).await;
@@ -139,6 +144,11 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
     outcome
+}
+
+/// The home directory the steps see (`~` in cache and artifact paths).
+fn home_dir(workspace: &Path) -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| workspace.to_path_buf(), PathBuf::from)
 }
 
 fn runner_os() -> &'static str {
@@ -264,6 +274,27 @@ impl JobRun<'_> {
             self.record_step(number, &name, stored).await;
             self.set_step_result(step, outcome, conclusion, outputs);
         }
+        self.post_steps().await;
+    }
+
+    /// `actions/cache` saves, once every step has succeeded.
+    async fn post_steps(&mut self) {
+        if self.status != expr::Status::Success || self.running.cancel.is_cancelled() {
+            return;
+        }
+        let home = home_dir(&self.workspace);
+        let place = Place {
+            workspace: &self.workspace,
+            home: &home,
+        };
+        for pending in std::mem::take(&mut self.post) {
+            let message = match cache::post(self.agent, self.job, &place, &pending).await {
+                Ok(message) => message,
+                // A cache that cannot be saved costs time later, not this build.
+                Err(e) => format!("Warning: cache not saved: {e}"),
+            };
+            self.log(&format!("Post cache: {message}"));
+        }
     }
 
     fn set_step_result(
@@ -344,23 +375,64 @@ impl JobRun<'_> {
                     .next()
                     .unwrap_or(action)
                     .to_ascii_lowercase();
-                match name.as_str() {
+                let with: BTreeMap<String, String> = with
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            expr::render_string(v, ctx).unwrap_or_else(|_| v.clone()),
+                        )
+                    })
+                    .collect();
+                let home = home_dir(&self.workspace);
+                let place = Place {
+                    workspace: &self.workspace,
+                    home: &home,
+                };
+                let (agent, job) = (self.agent, self.job);
+                let message = match name.as_str() {
                     "actions/checkout" => {
-                        let with: BTreeMap<String, String> = with
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.clone(),
-                                    expr::render_string(v, ctx).unwrap_or_else(|_| v.clone()),
-                                )
-                            })
-                            .collect();
-                        self.checkout(&with).await.map(|_| BTreeMap::new())
+                        return self.checkout(&with).await.map(|_| BTreeMap::new());
                     }
-                    _ => Err(format!(
-                        "the runner does not run `{action}` yet (built in today: actions/checkout)"
-                    )),
-                }
+                    "actions/upload-artifact" => {
+                        artifacts::upload(agent, job, &place, &with).await?
+                    }
+                    "actions/download-artifact" => {
+                        artifacts::download(agent, job, &place, &with).await?
+                    }
+                    "actions/cache/save" => cache::save(agent, job, &place, &with).await?,
+                    "maxim-lobanov/setup-xcode" => {
+                        let xcodes = xcode::installed(Path::new("/Applications"));
+                        let wanted = with.get("xcode-version").map_or("latest", String::as_str);
+                        let chosen = xcode::pick(&xcodes, wanted)?;
+                        let dir = chosen.developer_dir().display().to_string();
+                        self.log(&format!(
+                            "Xcode {} selected: DEVELOPER_DIR={dir}",
+                            chosen.version_text()
+                        ));
+                        self.env.insert("DEVELOPER_DIR".into(), dir);
+                        return Ok(BTreeMap::from([
+                            ("version".to_owned(), chosen.version_text()),
+                            ("path".to_owned(), chosen.path.display().to_string()),
+                        ]));
+                    }
+                    "actions/cache" | "actions/cache/restore" => {
+                        let save_after = name == "actions/cache";
+                        let restored =
+                            cache::restore(agent, job, &place, &with, save_after).await?;
+                        self.log(&restored.message);
+                        self.post.extend(restored.save_later);
+                        return Ok(restored.outputs);
+                    }
+                    _ => {
+                        return Err(format!(
+                            "the runner does not run `{action}` (built in: {})",
+                            hangar_core::workflow::BUILTIN_ACTIONS.join(", ")
+                        ));
+                    }
+                };
+                self.log(&message);
+                Ok(BTreeMap::new())
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `hangar build ...`: list, show, logs (with -f to follow), cancel, rerun, run.
+//! `hangar build ...`: list, show, logs (with -f to follow), artifacts,
+//! download, cancel, rerun, run.
 
 use clap::Subcommand;
 use futures_util::StreamExt;
@@ -44,6 +45,21 @@ pub enum BuildCommand {
         id: String,
         #[arg(long)]
         failed: bool,
+    },
+    /// The artifacts a build's jobs uploaded.
+    Artifacts {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download an artifact and unpack it into a directory.
+    Download {
+        id: String,
+        /// The artifact's name (see `hangar build artifacts ID`).
+        name: String,
+        /// Where to unpack it [default: ./NAME].
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
     },
     /// Run the `workflow_dispatch` workflows of a repository now.
     Run {
@@ -199,6 +215,49 @@ pub async fn run(client: &Client, command: BuildCommand) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        BuildCommand::Artifacts { id, json } => {
+            let v = client
+                .get(&format!("/builds/{}/artifacts", check_id(&id)?))
+                .await?;
+            if json {
+                return print_json(&v["items"]);
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        s(&a["name"]),
+                        s(&a["files"]),
+                        crate::build::artifacts::human_size(a["size"].as_u64().unwrap_or(0)),
+                        s(&a["expires_at"]),
+                    ]
+                })
+                .collect();
+            if rows.is_empty() {
+                println!(
+                    "Build {id} has no artifacts (steps upload them with actions/upload-artifact)."
+                );
+                return Ok(());
+            }
+            table::print(&["NAME", "FILES", "SIZE", "EXPIRES"], &rows);
+        }
+        BuildCommand::Download { id, name, dir } => {
+            crate::build::artifacts::check_name(&name).map_err(anyhow::Error::msg)?;
+            let dir = dir.unwrap_or_else(|| std::path::PathBuf::from(&name));
+            let path = format!("/builds/{}/artifacts/{name}", check_id(&id)?);
+            let mut stream = client.stream(&path).await?;
+            let mut archive = tempfile::NamedTempFile::new()?;
+            while let Some(chunk) = stream.next().await {
+                std::io::Write::write_all(&mut archive, &chunk?)?;
+            }
+            let target = dir.clone();
+            let files =
+                crate::build::archive::extract(archive.path(), |entry| Some(target.join(entry)))
+                    .map_err(anyhow::Error::msg)?;
+            println!("Unpacked {files} files of `{name}` into {}", dir.display());
         }
         BuildCommand::Cancel { id } => {
             client

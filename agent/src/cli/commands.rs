@@ -97,6 +97,7 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Key(c) => key(client, c).await,
         Command::User(c) => user(client, c).await,
         Command::Build(c) => super::builds::run(client, c).await,
+        Command::Cache(c) => super::cache::run(client, c).await,
         Command::Mirror(c) => super::mirror::run(client, c).await,
         Command::Queue(c) => queue(client, c).await,
         Command::Service(_) => unreachable!("service is not a client command"),

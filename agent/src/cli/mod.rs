@@ -2,6 +2,7 @@
 //! a client of its REST API.
 
 mod builds;
+mod cache;
 mod client;
 mod commands;
 mod mirror;
@@ -60,6 +61,9 @@ pub enum Command {
     /// List, show, follow, cancel, re-run and start builds.
     #[command(subcommand)]
     Build(builds::BuildCommand),
+    /// List and delete `actions/cache` entries.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Pull and push mirrors, their health, and their credentials.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),

@@ -132,7 +132,7 @@ async fn list(agent: Arc<Agent>, caller: Caller, query: ListQuery) -> ApiResult 
 }
 
 /// A build the caller may read, or 404.
-async fn readable_build(
+pub(super) async fn readable_build(
     agent: &Arc<Agent>,
     caller: &Caller,
     id: &str,

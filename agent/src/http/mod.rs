@@ -1,6 +1,7 @@
 //! The HTTP server's routes: `/healthz`, the REST API, and git smart HTTP.
 
 pub mod api;
+pub mod artifacts;
 pub mod auth;
 pub mod builds;
 pub mod error;
@@ -39,6 +40,8 @@ pub fn routes(
         .map(|| warp::Reply::into_response("ok\n"));
     healthz
         .or(api::routes(agent.clone()))
+        .unify()
+        .or(artifacts::routes(agent.clone()))
         .unify()
         .or(builds::routes(agent.clone()))
         .unify()

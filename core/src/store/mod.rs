@@ -4,6 +4,7 @@
 //! they never fail half-way on a lock upgrade; reads use their own connections
 //! and never wait for writers (WAL).
 
+pub mod artifacts;
 pub mod builds;
 pub mod events;
 pub mod mirrors;
@@ -27,6 +28,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0003_mirrors", include_str!("migrations/0003_mirrors.sql")),
     ("0004_builds", include_str!("migrations/0004_builds.sql")),
+    (
+        "0009_artifacts",
+        include_str!("migrations/0009_artifacts.sql"),
+    ),
 ];
 
 /// A store failure.

@@ -10,6 +10,8 @@ pub const BUILTIN_ACTIONS: &[&str] = &[
     "actions/upload-artifact",
     "actions/download-artifact",
     "actions/cache",
+    "actions/cache/restore",
+    "actions/cache/save",
     "maxim-lobanov/setup-xcode",
 ];
 

@@ -13,6 +13,8 @@
 //! `pull_request BASE` (action opened), `workflow_dispatch REF input:k=v`,
 //! `schedule CRON_WITH_UNDERSCORES`.
 
+mod fuzz;
+
 use hangar_core::workflow::{self, Event, PlanContext};
 use std::collections::BTreeMap;
 use std::path::Path;
