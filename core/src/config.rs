@@ -2,6 +2,7 @@
 //! then `HANGAR_*` environment variables, then command-line flags (applied by
 //! the agent with [`Settings::set`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -21,6 +22,10 @@ pub struct Settings {
     pub maintenance: bool,
     /// Jobs that run on the host at once.
     pub host_slots: usize,
+    /// Jobs that run in Docker containers at once.
+    pub docker_slots: usize,
+    /// `runs-on` labels that run in a Docker container, with the image to use.
+    pub docker_images: BTreeMap<String, String>,
     /// Largest job log kept, in MiB (the head and the tail are kept beyond it).
     pub max_log_mb: u64,
     /// Keep job workspaces after the job (for debugging).
@@ -55,6 +60,8 @@ impl Default for Settings {
             shutdown_grace_secs: 10,
             maintenance: true,
             host_slots: 1,
+            docker_slots: 2,
+            docker_images: crate::workflow::Host::default().docker,
             max_log_mb: 50,
             keep_workspaces: false,
             ssh: SocketAddr::from(([0, 0, 0, 0], 2222)),
@@ -147,12 +154,17 @@ impl Settings {
                     .parse()
                     .map_err(|_| bad("expected a whole number of seconds".into()))?
             }
-            "host_slots" => {
-                self.host_slots = value
+            "host_slots" | "docker_slots" => {
+                let slots = value
                     .parse()
                     .ok()
                     .filter(|n| *n >= 1)
-                    .ok_or_else(|| bad("expected a whole number of at least 1".into()))?
+                    .ok_or_else(|| bad("expected a whole number of at least 1".into()))?;
+                if key == "host_slots" {
+                    self.host_slots = slots;
+                } else {
+                    self.docker_slots = slots;
+                }
             }
             "cache_max_mb" => {
                 self.cache_max_mb = value
@@ -166,6 +178,7 @@ impl Settings {
                     .filter(|d| (1..=400).contains(d))
                     .ok_or_else(|| bad("expected a whole number of days from 1 to 400".into()))?
             }
+            "docker_images" => self.docker_images = parse_images(value).map_err(bad)?,
             "max_log_mb" => {
                 self.max_log_mb = value
                     .parse()
@@ -231,6 +244,32 @@ impl Settings {
     }
 }
 
+/// `LABEL=IMAGE,LABEL=IMAGE` (the environment and command-line form of the
+/// `[docker_images]` table); an empty value maps no label to Docker.
+fn parse_images(value: &str) -> Result<BTreeMap<String, String>, String> {
+    const MAX_LEN: usize = 8192;
+    if value.len() > MAX_LEN {
+        return Err(format!("longer than {MAX_LEN} bytes"));
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((label, image))
+                if !label.trim().is_empty()
+                    && !image.trim().is_empty()
+                    && !image.trim().contains(char::is_whitespace) =>
+            {
+                Ok((label.trim().to_owned(), image.trim().to_owned()))
+            }
+            _ => Err(format!(
+                "expected LABEL=IMAGE pairs separated by commas, e.g. ubuntu-latest=ubuntu:24.04; got {pair:?}"
+            )),
+        })
+        .collect()
+}
+
 fn parse_bool(value: &str) -> Option<bool> {
     match value.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
@@ -291,6 +330,44 @@ mod tests {
             .set("ssh_max_sessions", "0")
             .unwrap_err();
         assert!(err.to_string().contains("above 0"), "{err}");
+    }
+
+    #[test]
+    fn docker_settings() {
+        let mut s = Settings::default();
+        assert_eq!(s.docker_slots, 2);
+        assert_eq!(s.docker_images["ubuntu-latest"], "ubuntu:24.04");
+        s.set("docker_images", "linux = alpine:3, ci=localhost/ci:1")
+            .unwrap();
+        assert_eq!(s.docker_images.len(), 2);
+        assert_eq!(s.docker_images["ci"], "localhost/ci:1");
+        s.set("docker_images", "").unwrap();
+        assert!(s.docker_images.is_empty());
+        let err = s.set("docker_images", "ubuntu-latest").unwrap_err();
+        assert!(err.to_string().contains("LABEL=IMAGE"), "{err}");
+        assert!(s.set("docker_images", "a=b c").is_err());
+        assert!(s.set("docker_slots", "0").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "docker_slots = 3\n[docker_images]\nlinux = \"debian:12\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(&file, Vec::new()).unwrap();
+        assert_eq!((s.docker_slots, s.docker_images.len()), (3, 1));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn image_lists_parse_or_fail_cleanly(text in "[a-z0-9=,:./ -]{0,80}") {
+            if let Ok(images) = parse_images(&text) {
+                for (label, image) in images {
+                    proptest::prop_assert!(!label.is_empty() && !image.is_empty());
+                    proptest::prop_assert!(!image.contains(' '));
+                }
+            }
+        }
     }
 
     #[test]

@@ -303,6 +303,33 @@ impl Agent {
         }
     }
 
+    /// Waits until a running job of `repo`'s newest build has `text` in its
+    /// log; returns the build and that job.
+    pub fn wait_running_log(&self, repo: &str, text: &str) -> (Value, Value) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, list) = self.api("GET", &format!("/api/v1/builds?repo={repo}"), None);
+            if let Some(id) = list["items"][0]["id"].as_str() {
+                let build = self.build(id);
+                let found = build["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|j| j["status"] == "running" && self.job_log(&build, j).contains(text))
+                    .cloned();
+                if let Some(job) = found {
+                    return (build, job);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no running job of {repo} printed {text:?}: {list}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// A build with its jobs, steps and annotations.
     pub fn build(&self, id: &str) -> Value {
         let (status, build) = self.api("GET", &format!("/api/v1/builds/{id}"), None);
@@ -327,6 +354,62 @@ impl Agent {
     }
 }
 
+/// The Docker Engine API for the Docker executor's tests: `DOCKER_HOST`, which
+/// `scripts/test` points at the podman service it starts. Without it the
+/// tests skip loudly, unless `scripts/test` ran (then a missing engine fails).
+pub fn docker_host() -> Option<String> {
+    let required = std::env::var_os("E2E_REQUIRE_DOCKER").is_some();
+    let Some(host) = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) else {
+        assert!(
+            !required,
+            "scripts/test ran but DOCKER_HOST is unset: podman's API service did not start"
+        );
+        eprintln!(
+            "\n*** SKIPPED: DOCKER_HOST is unset, so the Docker executor is not tested. \
+             Run scripts/test, which starts podman's Docker API, to test it. ***\n"
+        );
+        return None;
+    };
+    if let Err(e) = docker_runtime().block_on(docker_client().ping()) {
+        panic!(
+            "the Docker Engine API at DOCKER_HOST={host} does not answer ({e}); is podman's service running?"
+        );
+    }
+    Some(host)
+}
+
+fn docker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn docker_client() -> bollard::Docker {
+    bollard::Docker::connect_with_defaults().expect("DOCKER_HOST is usable")
+}
+
+/// Ids of the containers (running or not) whose labels include `label`
+/// (`KEY=VALUE`), as the Docker Engine API lists them.
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    list_labelled(&docker_runtime(), &docker_client(), label).expect("list containers")
+}
+
+fn list_labelled(
+    runtime: &tokio::runtime::Runtime,
+    docker: &bollard::Docker,
+    label: &str,
+) -> Result<Vec<String>, bollard::errors::Error> {
+    let filters = std::collections::HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
+    let options = bollard::query_parameters::ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let list = runtime.block_on(docker.list_containers(Some(options)))?;
+    Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
 /// The job called `name` in a build from [`Agent::build`].
 pub fn job_named<'a>(build: &'a Value, name: &str) -> &'a Value {
     build["jobs"]
@@ -338,6 +421,19 @@ pub fn job_named<'a>(build: &'a Value, name: &str) -> &'a Value {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
+        // A test that failed mid-job must not leave its containers running.
+        if std::env::var_os("DOCKER_HOST").is_some() {
+            let label = format!("hangar.data_dir={}", self.data_dir().display());
+            let docker = docker_client();
+            let runtime = docker_runtime();
+            for id in list_labelled(&runtime, &docker, &label).unwrap_or_default() {
+                let options = bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                let _ = runtime.block_on(docker.remove_container(&id, Some(options)));
+            }
+        }
     }
 }
 

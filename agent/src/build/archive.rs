@@ -12,14 +12,18 @@ use hangar_core::workflow::glob::Glob;
 const MAX_FILES: usize = 200_000;
 
 /// One path line, resolved: relative lines are under the workspace, `~/`
-/// under the runner's home.
-pub fn resolve(workspace: &Path, home: &Path, line: &str) -> PathBuf {
-    if let Some(rest) = line.strip_prefix("~/") {
-        home.join(rest)
-    } else if line == "~" {
-        home.to_path_buf()
-    } else {
-        workspace.join(line)
+/// under the runner's home (when the job has one on this host).
+pub fn resolve(workspace: &Path, home: Option<&Path>, line: &str) -> Result<PathBuf, String> {
+    let rest = match line.strip_prefix("~/") {
+        Some(rest) => rest,
+        None if line == "~" => "",
+        None => return Ok(workspace.join(line)),
+    };
+    match home {
+        Some(home) => Ok(home.join(rest)),
+        None => Err(format!(
+            "path {line:?}: `~` is inside the container, out of the agent's reach; use a path in the workspace"
+        )),
     }
 }
 
@@ -45,7 +49,7 @@ pub struct Selection {
 /// and directories under a pattern's base are skipped unless `hidden`.
 pub fn select(
     workspace: &Path,
-    home: &Path,
+    home: Option<&Path>,
     patterns: &str,
     hidden: bool,
 ) -> Result<Selection, String> {
@@ -53,8 +57,8 @@ pub fn select(
     let mut excludes = Vec::new();
     for line in lines(patterns) {
         match line.strip_prefix('!') {
-            Some(rest) => excludes.push(pattern(&resolve(workspace, home, rest.trim()))?),
-            None => includes.push(pattern(&resolve(workspace, home, line))?),
+            Some(rest) => excludes.push(pattern(&resolve(workspace, home, rest.trim())?)?),
+            None => includes.push(pattern(&resolve(workspace, home, line)?)?),
         }
     }
     if includes.is_empty() {
@@ -264,16 +268,17 @@ mod tests {
         ] {
             touch(ws, f);
         }
-        let home = ws.join("home");
-        let sel = select(ws, &home, "dist", false).unwrap();
+        let home = Some(ws.join("home"));
+        let home = home.as_deref();
+        let sel = select(ws, home, "dist", false).unwrap();
         assert_eq!(names(&sel), ["app.js", "app.js.map", "img/a.png"]);
-        let sel = select(ws, &home, "dist\n!dist/**/*.map\n", true).unwrap();
+        let sel = select(ws, home, "dist\n!dist/**/*.map\n", true).unwrap();
         assert_eq!(names(&sel), [".cache/x", "app.js", "img/a.png"]);
-        let sel = select(ws, &home, "logs/*.log\nREADME", false).unwrap();
+        let sel = select(ws, home, "logs/*.log\nREADME", false).unwrap();
         assert_eq!(names(&sel), ["README", "logs/a.log"]);
-        let sel = select(ws, &home, "nothing-here", false).unwrap();
+        let sel = select(ws, home, "nothing-here", false).unwrap();
         assert!(sel.files.is_empty());
-        assert!(select(ws, &home, "\n \n", false).is_err());
+        assert!(select(ws, home, "\n \n", false).is_err());
     }
 
     #[test]
@@ -282,7 +287,7 @@ mod tests {
         let ws = dir.path().join("ws");
         touch(&ws, "a/b.txt");
         touch(&ws, "c.txt");
-        let sel = select(&ws, dir.path(), "a\nc.txt", false).unwrap();
+        let sel = select(&ws, None, "a\nc.txt", false).unwrap();
         let entries: Vec<_> = sel
             .files
             .iter()

@@ -38,16 +38,17 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Where the job's step inputs point.
-pub struct Place<'a> {
+/// Where the paths of action inputs point.
+pub struct Dirs<'a> {
     pub workspace: &'a Path,
-    pub home: &'a Path,
+    /// What `~` means, if anything (not in container jobs).
+    pub home: Option<&'a Path>,
 }
 
 pub async fn upload(
     agent: &Arc<Agent>,
     job: &Job,
-    place: &Place<'_>,
+    place: &Dirs<'_>,
     with: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let name = with
@@ -105,10 +106,13 @@ pub async fn upload(
     // lands keeps its archive.
     let packed_path = archive_path.with_extension(format!("tar.{}", job.id));
     let written = packed_path.clone();
-    let (workspace, home) = (place.workspace.to_path_buf(), place.home.to_path_buf());
+    let (workspace, home) = (
+        place.workspace.to_path_buf(),
+        place.home.map(Path::to_path_buf),
+    );
     let lines = patterns.clone();
     let packed = tokio::task::spawn_blocking(move || {
-        let selection = archive::select(&workspace, &home, &lines, hidden)?;
+        let selection = archive::select(&workspace, home.as_deref(), &lines, hidden)?;
         if selection.files.is_empty() {
             return Ok(None);
         }
@@ -168,7 +172,7 @@ pub async fn upload(
 pub async fn download(
     agent: &Arc<Agent>,
     job: &Job,
-    place: &Place<'_>,
+    place: &Dirs<'_>,
     with: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let build = job.build_id;
@@ -181,7 +185,7 @@ pub async fn download(
         .await
         .map_err(|e| format!("cannot read artifacts: {e}"))?;
     let target = match with.get("path").filter(|p| !p.is_empty()) {
-        Some(p) => archive::resolve(place.workspace, place.home, p),
+        Some(p) => archive::resolve(place.workspace, place.home, p)?,
         None => place.workspace.to_path_buf(),
     };
     let wanted: Vec<(Artifact, PathBuf)> = match with.get("name").filter(|n| !n.is_empty()) {

@@ -16,7 +16,7 @@ use hangar_core::store::builds::{self, Job};
 use sha2::{Digest, Sha256};
 
 use super::archive;
-use super::artifacts::{Place, human_size};
+use super::artifacts::{Dirs, human_size};
 use crate::agent::Agent;
 
 /// Longest key GitHub accepts.
@@ -77,7 +77,7 @@ fn request(with: &BTreeMap<String, String>) -> Result<Request, String> {
 pub async fn restore(
     agent: &Arc<Agent>,
     job: &Job,
-    place: &Place<'_>,
+    place: &Dirs<'_>,
     with: &BTreeMap<String, String>,
     save_after: bool,
 ) -> Result<Restored, String> {
@@ -117,10 +117,10 @@ pub async fn restore(
             save_later: save_after.then_some(later),
         });
     };
-    let targets: Vec<PathBuf> = archive::lines(&req.paths)
+    let targets = archive::lines(&req.paths)
         .iter()
         .map(|l| archive::resolve(place.workspace, place.home, l))
-        .collect();
+        .collect::<Result<Vec<PathBuf>, String>>()?;
     let file = agent.data.root().join("cache").join(&entry.file);
     let files = tokio::task::spawn_blocking(move || {
         archive::extract(&file, |name| {
@@ -157,7 +157,7 @@ pub async fn restore(
 pub async fn save(
     agent: &Arc<Agent>,
     job: &Job,
-    place: &Place<'_>,
+    place: &Dirs<'_>,
     with: &BTreeMap<String, String>,
 ) -> Result<String, String> {
     let req = request(with)?;
@@ -165,6 +165,8 @@ pub async fn save(
     let sources: Vec<(usize, PathBuf)> = archive::lines(&req.paths)
         .iter()
         .map(|l| archive::resolve(place.workspace, place.home, l))
+        .collect::<Result<Vec<PathBuf>, String>>()?
+        .into_iter()
         .enumerate()
         .collect();
     let dir = agent.data.root().join("cache");
@@ -174,7 +176,7 @@ pub async fn save(
     let packed = tokio::task::spawn_blocking(move || {
         let mut entries = Vec::new();
         for (index, source) in &sources {
-            let selection = archive::select(source, source, &source.to_string_lossy(), true)?;
+            let selection = archive::select(source, None, &source.to_string_lossy(), true)?;
             for f in selection.files {
                 let rest = f.strip_prefix(source).unwrap_or(&f);
                 let name = if rest.as_os_str().is_empty() {
@@ -236,7 +238,7 @@ pub async fn save(
 pub async fn post(
     agent: &Arc<Agent>,
     job: &Job,
-    place: &Place<'_>,
+    place: &Dirs<'_>,
     pending: &PendingSave,
 ) -> Result<String, String> {
     let with = BTreeMap::from([

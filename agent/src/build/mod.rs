@@ -1,9 +1,11 @@
 //! Builds: events become builds ([`plan`]), queued jobs take free slots
-//! ([`scheduler`]), and the host executor runs their steps ([`runner`]).
+//! ([`scheduler`]), and [`runner`] runs their steps on the host or in a
+//! Docker container ([`docker`]).
 
 pub mod archive;
 pub mod artifacts;
 pub mod cache;
+pub mod docker;
 pub mod log;
 pub mod output;
 pub mod plan;

@@ -75,6 +75,10 @@ async fn plan_event(agent: &Arc<Agent>, event: StoredEvent) -> anyhow::Result<us
         let pc = PlanContext {
             repository: repo.name.to_string(),
             actor: actor.unwrap_or_else(|| "hangar".to_owned()),
+            host: workflow::Host {
+                docker: agent.settings.docker_images.clone(),
+                ..workflow::Host::default()
+            },
             ..PlanContext::default()
         };
         for (trigger, event, only) in triggers(&event)? {

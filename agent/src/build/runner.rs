@@ -1,6 +1,8 @@
-//! The host executor: runs a job's steps as processes on this machine, each
-//! job in its own workspace and process group, with GitHub's environment,
-//! workflow commands, outputs between steps and jobs, timeouts and cancel.
+//! The step loop both executors share: a job's workspace, GitHub's
+//! environment, workflow commands, outputs between steps and jobs, timeouts
+//! and cancel. Steps run as processes on this machine (the host executor, each
+//! job in its own process group) or as `docker exec`s in the job's container
+//! ([`super::docker`]); only starting and stopping a step differs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,11 +12,13 @@ use std::time::Duration;
 
 use hangar_core::store::builds::{self, Job, Status};
 use hangar_core::workflow::expr::{self, Context, Value};
-use hangar_core::workflow::{JobSpec, StepAction, StepSpec};
+use hangar_core::workflow::{Executor, JobSpec, StepAction, StepSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
 
 use super::RunningJob;
-use super::artifacts::{self, Place};
+use super::artifacts::{self, Dirs};
+use super::docker::{self, Container};
 use super::output::{self, Command, Masker};
 use super::{cache, xcode};
 use crate::agent::Agent;
@@ -36,6 +40,40 @@ impl Outcome {
     }
 }
 
+/// Where a job's steps run.
+enum Place {
+    Host,
+    Container(Container),
+}
+
+/// A started step: its output lines, and the process to stop or wait for.
+struct StepProcess {
+    lines: mpsc::Receiver<Vec<u8>>,
+    process: Process,
+}
+
+enum Process {
+    Host {
+        child: tokio::process::Child,
+        pgid: Option<i32>,
+    },
+    Container {
+        container: Container,
+        exec: String,
+    },
+}
+
+impl Process {
+    /// Stops the step: its process group on the host; in a container, every
+    /// process but the idle PID 1.
+    async fn stop(&self) {
+        match self {
+            Process::Host { pgid, .. } => kill_group(*pgid),
+            Process::Container { container, .. } => container.stop_processes().await,
+        }
+    }
+}
+
 /// Everything a job's steps share while it runs.
 struct JobRun<'a> {
     agent: &'a Arc<Agent>,
@@ -53,6 +91,7 @@ struct JobRun<'a> {
     masker: Masker,
     status: expr::Status,
     sha: String,
+    place: Place,
     /// Cache saves that run once every step has succeeded.
     post: Vec<cache::PendingSave>,
 }
@@ -104,7 +143,7 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
     contexts.insert(
         "runner".to_owned(),
         Value::from(&serde_json::json!({
-            "os": runner_os(), "arch": runner_arch(), "name": "hangar",
+            "os": runner_os(&spec.executor), "arch": runner_arch(), "name": "hangar",
             "temp": temp.display().to_string(), "workspace": workspace.display().to_string(),
         })),
     );
@@ -122,8 +161,28 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
         masker: Masker::default(),
         status: expr::Status::Success,
         sha: build.sha.clone(),
+        place: Place::Host,
         post: Vec::new(),
     };
+    if let Executor::Docker { image } = run.spec.executor.clone() {
+        match run.start_container(&image, &dir).await {
+            Ok(container) => run.place = Place::Container(container),
+            Err(e) => {
+                run.log(&format!("Error: {e}"));
+                if !agent.settings.keep_workspaces {
+                    let _ = tokio::fs::remove_dir_all(&dir).await;
+                }
+                if running.cancel.is_cancelled() {
+                    return Outcome {
+                        status: Status::Cancelled,
+                        reason: Some("cancelled".to_owned()),
+                        outputs: serde_json::json!({}),
+                    };
+                }
+                return Outcome::failed(e);
+            }
+        }
+    }
     let timeout = Duration::from_secs(u64::from(run.spec.timeout_minutes.max(1)) * 60);
     let ran = tokio::time::timeout(timeout, run.steps()).await;
     let outcome = match ran {
@@ -140,19 +199,18 @@ pub async fn run(agent: &Arc<Agent>, job: &Job, needed: &[Job], running: &Runnin
         }
         Ok(()) => run.outcome(),
     };
+    // Removed on success, failure, cancel and timeout alike.
+    if let Place::Container(container) = &run.place {
+        container.remove().await;
+    }
     if !agent.settings.keep_workspaces {
         let _ = tokio::fs::remove_dir_all(&dir).await;
     }
     outcome
 }
 
-/// The home directory the steps see (`~` in cache and artifact paths).
-fn home_dir(workspace: &Path) -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| workspace.to_path_buf(), PathBuf::from)
-}
-
-fn runner_os() -> &'static str {
-    if cfg!(target_os = "macos") {
+fn runner_os(executor: &Executor) -> &'static str {
+    if cfg!(target_os = "macos") && *executor == Executor::Host {
         "macOS"
     } else {
         "Linux"
@@ -170,6 +228,55 @@ fn runner_arch() -> &'static str {
 impl JobRun<'_> {
     fn log(&self, text: &str) -> u64 {
         self.running.log.line(&self.masker.mask(text))
+    }
+
+    /// Starts the job's container: the job directory mounted at the same
+    /// path, labelled with the build, the job and this agent's data dir.
+    async fn start_container(&mut self, image: &str, dir: &Path) -> Result<Container, String> {
+        let ctx = self.context();
+        let render = |v: &String| expr::render_string(v, &ctx).unwrap_or_else(|_| v.clone());
+        let credentials = self
+            .spec
+            .container
+            .as_ref()
+            .and_then(|c| c.credentials.as_ref())
+            .map(|c| {
+                let field = |name: &str| c.get(name).map(render).unwrap_or_default();
+                (field("username"), field("password"))
+            });
+        if let Some((_, password)) = &credentials {
+            self.masker.add(password);
+        }
+        let declared = self.spec.container.as_ref();
+        let labels = [
+            (docker::BUILD_LABEL, self.job.build_id.to_string()),
+            (docker::JOB_LABEL, self.job.id.to_string()),
+            (
+                docker::DATA_LABEL,
+                self.agent.data.root().display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let spec = docker::Spec {
+            image,
+            dir,
+            workspace: &self.workspace,
+            labels,
+            env: declared
+                .map(|c| c.env.iter().map(|(k, v)| (k.clone(), render(v))).collect())
+                .unwrap_or_default(),
+            options: declared.and_then(|c| c.options.as_deref()),
+            volumes: declared.map(|c| &c.volumes[..]).unwrap_or_default(),
+            ports: declared.map(|c| &c.ports[..]).unwrap_or_default(),
+            credentials,
+            cancel: &self.running.cancel,
+        };
+        Container::start(spec, &|line| {
+            self.log(line);
+        })
+        .await
     }
 
     fn context(&self) -> Context<'static> {
@@ -277,15 +384,24 @@ impl JobRun<'_> {
         self.post_steps().await;
     }
 
+    /// What `~` means in action paths: the host's home; nothing in a
+    /// container job (its home is inside the container).
+    fn home(&self) -> Option<PathBuf> {
+        match self.place {
+            Place::Host => std::env::var_os("HOME").map(PathBuf::from),
+            Place::Container(_) => None,
+        }
+    }
+
     /// `actions/cache` saves, once every step has succeeded.
     async fn post_steps(&mut self) {
         if self.status != expr::Status::Success || self.running.cancel.is_cancelled() {
             return;
         }
-        let home = home_dir(&self.workspace);
-        let place = Place {
+        let home = self.home();
+        let place = Dirs {
             workspace: &self.workspace,
-            home: &home,
+            home: home.as_deref(),
         };
         for pending in std::mem::take(&mut self.post) {
             let message = match cache::post(self.agent, self.job, &place, &pending).await {
@@ -384,10 +500,10 @@ impl JobRun<'_> {
                         )
                     })
                     .collect();
-                let home = home_dir(&self.workspace);
-                let place = Place {
+                let home = self.home();
+                let place = Dirs {
                     workspace: &self.workspace,
-                    home: &home,
+                    home: home.as_deref(),
                 };
                 let (agent, job) = (self.agent, self.job);
                 let message = match name.as_str() {
@@ -521,7 +637,11 @@ impl JobRun<'_> {
         let n = self.steps.len() + self.spec.steps.len();
         let files = StepFiles::create(&self.temp, n)
             .map_err(|e| format!("cannot create step files: {e}"))?;
-        let shell = step.shell.clone().unwrap_or_else(|| "bash".to_owned());
+        let shell = step.shell.clone().unwrap_or_else(|| match &self.place {
+            // As GitHub: without `shell:`, bash if the image has it, else sh.
+            Place::Container(c) if !c.bash => "sh".to_owned(),
+            _ => "bash".to_owned(),
+        });
         let (program, args, extension) = shell_command(&shell)?;
         let script_path = self
             .temp
@@ -558,17 +678,33 @@ impl JobRun<'_> {
             .and_then(|t| t.trim().parse::<f64>().ok())
             .map(|m| Duration::from_secs_f64((m * 60.0).max(1.0)));
 
-        let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&args)
-            .current_dir(&dir)
-            .env_clear()
-            .envs(&env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let status = self.supervise(cmd, timeout).await?;
+        let started = match &self.place {
+            Place::Host => {
+                let mut cmd = tokio::process::Command::new(&program);
+                cmd.args(&args)
+                    .current_dir(&dir)
+                    .env_clear()
+                    .envs(&env)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0)
+                    .kill_on_drop(true);
+                spawn_host(cmd)?
+            }
+            Place::Container(container) => {
+                let argv = std::iter::once(program).chain(args).collect();
+                let (exec, lines) = container.exec(argv, &env, &dir).await?;
+                StepProcess {
+                    lines,
+                    process: Process::Container {
+                        container: container.clone(),
+                        exec,
+                    },
+                }
+            }
+        };
+        let status = self.supervise(started, timeout).await?;
         let _ = std::fs::remove_file(&script_path);
 
         let outputs = files.read_outputs();
@@ -586,43 +722,17 @@ impl JobRun<'_> {
         }
     }
 
-    /// Runs a step's process, streams its output into the log, and stops its
-    /// whole process group on cancel or timeout. Returns the exit status.
+    /// Streams a started step's output into the log, and stops it (its whole
+    /// process group on the host, every step process in a container) on
+    /// cancel or timeout. Returns the exit status.
     async fn supervise(
         &mut self,
-        mut cmd: tokio::process::Command,
+        mut step: StepProcess,
         timeout: Option<Duration>,
     ) -> Result<i32, String> {
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start the step's shell: {e}"))?;
-        let pgid = child.id().map(|id| id as i32);
-        self.record_process(pgid).await;
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err("the step's output pipes are missing".into());
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
-        for pipe in [
-            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-            Box::new(stderr),
-        ] {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(pipe);
-                loop {
-                    let mut line = Vec::new();
-                    match reader.read_until(b'\n', &mut line).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {
-                            if tx.send(line).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
+        if let Process::Host { pgid, .. } = &step.process {
+            self.record_process(*pgid).await;
         }
-        drop(tx);
         let deadline = async {
             match timeout {
                 Some(t) => tokio::time::sleep(t).await,
@@ -634,31 +744,40 @@ impl JobRun<'_> {
         let mut stopped: Option<String> = None;
         loop {
             tokio::select! {
-                line = rx.recv() => match line {
+                line = step.lines.recv() => match line {
                     Some(line) => self.output_line(&String::from_utf8_lossy(&line)).await,
                     None => break,
                 },
                 _ = cancel.cancelled(), if stopped.is_none() => {
-                    kill_group(pgid);
+                    step.process.stop().await;
                     stopped = Some("cancelled".into());
                 }
                 _ = &mut deadline, if stopped.is_none() => {
-                    kill_group(pgid);
+                    step.process.stop().await;
                     stopped = Some("the step exceeded its timeout-minutes".into());
                 }
             }
         }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| format!("cannot wait for the step: {e}"))?;
-        // Background children left by the step go with it.
-        kill_group(pgid);
-        self.record_process(None).await;
+        let status = match step.process {
+            Process::Host { mut child, pgid } => {
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| format!("cannot wait for the step: {e}"))?;
+                // Background children left by the step go with it.
+                kill_group(pgid);
+                self.record_process(None).await;
+                status.code().unwrap_or(-1)
+            }
+            Process::Container { container, exec } if stopped.is_none() => {
+                container.exit_code(&exec).await?
+            }
+            Process::Container { .. } => -1,
+        };
         if let Some(why) = stopped {
             return Err(why);
         }
-        Ok(status.code().unwrap_or(-1))
+        Ok(status)
     }
 
     /// Remembers the step's process group in SQLite, so that a restart after a
@@ -706,6 +825,42 @@ impl JobRun<'_> {
             }
         }
     }
+}
+
+/// Spawns a host step, with its stdout and stderr read line by line.
+fn spawn_host(mut cmd: tokio::process::Command) -> Result<StepProcess, String> {
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the step's shell: {e}"))?;
+    let pgid = child.id().map(|id| id as i32);
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("the step's output pipes are missing".into());
+    };
+    let (tx, lines) = mpsc::channel::<Vec<u8>>(256);
+    for pipe in [
+        Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(pipe);
+            loop {
+                let mut line = Vec::new();
+                match reader.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    Ok(StepProcess {
+        lines,
+        process: Process::Host { child, pgid },
+    })
 }
 
 fn status_name(status: expr::Status) -> &'static str {
@@ -789,21 +944,30 @@ fn shell_command(shell: &str) -> Result<(String, Vec<String>, &'static str), Str
     })
 }
 
-/// GitHub's default variables and the host basics (PATH, HOME, locale).
+/// GitHub's default variables and the basics of where the step runs: the
+/// host's PATH, HOME and locale, or in a container its own PATH (the rest of
+/// the image's environment comes with every exec).
 fn base_env(run: &JobRun<'_>, files: &StepFiles) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
-    for key in [
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "LANG",
-        "LC_ALL",
-        "SHELL",
-        "DEVELOPER_DIR",
-    ] {
-        if let Ok(value) = std::env::var(key) {
-            env.insert(key.to_owned(), value);
+    match &run.place {
+        Place::Host => {
+            for key in [
+                "PATH",
+                "HOME",
+                "USER",
+                "LOGNAME",
+                "LANG",
+                "LC_ALL",
+                "SHELL",
+                "DEVELOPER_DIR",
+            ] {
+                if let Ok(value) = std::env::var(key) {
+                    env.insert(key.to_owned(), value);
+                }
+            }
+        }
+        Place::Container(container) => {
+            env.insert("PATH".to_owned(), container.path.clone());
         }
     }
     let github = &run.contexts["github"];
@@ -830,7 +994,7 @@ fn base_env(run: &JobRun<'_>, files: &StepFiles) -> BTreeMap<String, String> {
         ("GITHUB_ENV", files.env.display().to_string()),
         ("GITHUB_PATH", files.path.display().to_string()),
         ("GITHUB_STEP_SUMMARY", files.summary.display().to_string()),
-        ("RUNNER_OS", runner_os().to_owned()),
+        ("RUNNER_OS", runner_os(&run.spec.executor).to_owned()),
         ("RUNNER_ARCH", runner_arch().to_owned()),
         ("RUNNER_NAME", "hangar".to_owned()),
         ("RUNNER_TEMP", run.temp.display().to_string()),

@@ -37,6 +37,7 @@ pub fn start(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
             }
             Err(e) => tracing::error!("cannot look for leftover step processes: {e:#}"),
         }
+        remove_leftover_containers(&agent).await;
         match agent
             .db(|a| {
                 a.store
@@ -62,6 +63,27 @@ pub fn start(agent: Arc<Agent>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Removes the job containers a crashed agent left, before their jobs are
+/// queued again. Only when a Docker job was running: an agent that runs host
+/// jobs alone never waits for an engine.
+async fn remove_leftover_containers(agent: &Arc<Agent>) {
+    let used = agent.db(|a| {
+        a.store
+            .read(builds::docker_jobs_running)
+            .map_err(anyhow::Error::from)
+    });
+    match used.await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => tracing::error!("cannot tell whether Docker jobs were running: {e:#}"),
+    }
+    match super::docker::remove_leftovers(agent.data.root()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("removed {n} job container(s) left by the last run"),
+        Err(e) => tracing::warn!("cannot look for leftover job containers: {e}"),
+    }
 }
 
 async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
@@ -167,13 +189,12 @@ fn decide(agent: &Arc<Agent>, job: &Job, condition: Option<&str>, siblings: &[Jo
         };
         return Decision::Skip(format!("skipped: {why}"));
     }
-    if job.executor != "host" {
-        return Decision::Fail(format!(
-            "this job needs the {} executor, which this agent does not have yet; use `runs-on: macos-latest` or `self-hosted` to run it on the host",
-            job.executor
-        ));
-    }
-    if agent.builds.busy("host") >= agent.settings.host_slots {
+    let slots = match job.executor.as_str() {
+        "host" => agent.settings.host_slots,
+        "docker" => agent.settings.docker_slots,
+        other => return Decision::Fail(format!("unknown executor {other:?}")),
+    };
+    if agent.builds.busy(&job.executor) >= slots {
         return Decision::Wait;
     }
     Decision::Start

@@ -478,6 +478,16 @@ pub fn set_job_process(
     Ok(())
 }
 
+/// Whether a Docker job was running when the agent stopped (and so may have
+/// left its container behind).
+pub fn docker_jobs_running(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM jobs WHERE status = 'running' AND executor = 'docker')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Process groups of steps that were running when the agent stopped, if the
 /// host has not rebooted since (after a reboot the ids mean other processes).
 pub fn leftover_processes(conn: &Connection, boot_time: i64) -> Result<Vec<i32>> {

@@ -25,7 +25,7 @@ pub struct Host {
 }
 
 impl Default for Host {
-    /// A Mac host; Linux labels map to the images nektos/act uses.
+    /// A Mac host; Linux labels map to Docker's official Ubuntu images.
     fn default() -> Self {
         let labels = [
             "self-hosted",
@@ -37,10 +37,10 @@ impl Default for Host {
             "arm64",
         ];
         let docker = [
-            ("ubuntu-latest", "catthehacker/ubuntu:act-latest"),
-            ("ubuntu-24.04", "catthehacker/ubuntu:act-24.04"),
-            ("ubuntu-22.04", "catthehacker/ubuntu:act-22.04"),
-            ("linux", "catthehacker/ubuntu:act-latest"),
+            ("ubuntu-latest", "ubuntu:24.04"),
+            ("ubuntu-24.04", "ubuntu:24.04"),
+            ("ubuntu-22.04", "ubuntu:22.04"),
+            ("linux", "ubuntu:24.04"),
         ];
         Host {
             labels: labels.map(String::from).to_vec(),
