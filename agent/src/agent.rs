@@ -155,7 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let secrets = hangar_core::secrets::platform_store(data.root())?;
     let agent = Arc::new(Agent {
         maintenance: Maintenance::start(config.settings.maintenance),
-        builds: crate::build::Builds::default(),
+        builds: crate::build::Builds::load(data.root()),
         mirrors: crate::mirror::Mirrors::new(config.settings.mirror_concurrency),
         changes: crate::changes::Changes::default(),
         hooks: crate::hooks::Hooks::default(),

@@ -11,6 +11,7 @@ pub mod git;
 pub mod hooks;
 pub mod http;
 pub mod mirror;
+pub mod service;
 pub mod ssh;
 pub mod tunnel;
 

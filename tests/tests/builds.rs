@@ -348,3 +348,59 @@ jobs:
             .contains("finished")
     );
 }
+
+#[test]
+fn a_paused_queue_plans_builds_but_starts_them_only_after_resume() {
+    let mut agent = Agent::start();
+    agent.create_repo("acme/app", false);
+    let (status, queue) = agent.api("POST", "/api/v1/queue/pause", None);
+    assert_eq!(status, 200, "{queue}");
+    assert_eq!(queue["paused"], true);
+    // Members may look but not pause: the queue is the host's.
+    let member = agent.create_user("dana", "member");
+    let (status, _) = agent.api_as(Some(&member), "POST", "/api/v1/queue/resume", None);
+    assert_eq!(status, 403);
+    let (status, _) = agent.api("POST", "/api/v1/queue/stop", None);
+    assert_eq!(status, 404);
+
+    let work = work_repo(&[(
+        ".github/workflows/ci.yml",
+        b"on: push\njobs:\n  one:\n    runs-on: self-hosted\n    steps:\n      - run: echo ran\n",
+    )]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/app"), "main"],
+    );
+    // The push becomes a queued build, and its job waits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let queue = loop {
+        let (_, queue) = agent.api("GET", "/api/v1/queue", None);
+        if queue["queued"] == 1 {
+            break queue;
+        }
+        assert!(Instant::now() < deadline, "no queued job: {queue}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(queue["paused"], true);
+    assert_eq!(queue["running"], 0);
+    // The scheduler wakes every second; three of them start nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, list) = agent.api("GET", "/api/v1/builds?repo=acme/app", None);
+    assert_eq!(list["items"][0]["status"], "queued", "{list}");
+
+    // The pause survives a restart; resume then runs the build.
+    agent.restart();
+    let out = agent.cli(&["queue", "show"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("queue paused: 1 job(s) queued"), "{text}");
+    let out = agent.cli(&["queue", "resume"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let builds = agent.wait_builds("acme/app", 1);
+    assert_eq!(builds[0]["status"], "success", "{builds:?}");
+    let (_, queue) = agent.api("GET", "/api/v1/queue", None);
+    assert_eq!(queue["paused"], false);
+}

@@ -15,6 +15,8 @@ pub mod secrets;
 pub mod xcode;
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hangar_core::ids::JobId;
@@ -29,6 +31,8 @@ pub struct Builds {
     running: Mutex<HashMap<JobId, RunningJob>>,
     /// Cancelled at shutdown: stops the scheduler and kills running jobs.
     pub stop: CancellationToken,
+    /// While set, the scheduler plans builds but starts no jobs.
+    paused: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -38,7 +42,48 @@ pub struct RunningJob {
     pub log: Arc<log::JobLog>,
 }
 
+/// The marker file that keeps the queue paused across restarts.
+fn paused_marker(data_dir: &Path) -> PathBuf {
+    data_dir.join("queue-paused")
+}
+
 impl Builds {
+    /// The build state of a starting agent: the queue stays paused if it was.
+    pub fn load(data_dir: &Path) -> Self {
+        let builds = Self::default();
+        builds
+            .paused
+            .store(paused_marker(data_dir).exists(), Ordering::SeqCst);
+        builds
+    }
+
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Pauses or resumes the queue. The marker file is on disk before this
+    /// returns, so an acknowledged pause survives a crash.
+    pub fn set_paused(&self, data_dir: &Path, paused: bool) -> anyhow::Result<()> {
+        let marker = paused_marker(data_dir);
+        if paused {
+            crate::agent::write_private(&marker, b"paused by the queue API\n")?;
+        } else if let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(
+                anyhow::Error::new(e).context(format!("cannot remove {}", marker.display()))
+            );
+        }
+        self.paused.store(paused, Ordering::SeqCst);
+        self.wake();
+        Ok(())
+    }
+
+    /// How many jobs run right now.
+    pub fn running_jobs(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Asks the scheduler to look for new events and free slots now.
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -88,6 +88,10 @@ async fn remove_leftover_containers(agent: &Arc<Agent>) {
 
 async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
     super::plan::plan_pending(agent).await?;
+    if agent.builds.paused() {
+        // Pushes still become queued builds; they start on resume.
+        return Ok(());
+    }
     let queued = agent
         .db(|a| {
             a.store

@@ -121,7 +121,47 @@ pub async fn run(client: &Client, command: Command) -> anyhow::Result<()> {
         Command::Delivery(c) => super::forge::delivery(client, c).await,
         Command::Pr(c) => super::forge::pr(client, c).await,
         Command::Tunnel(c) => super::forge::tunnel(client, c).await,
+        Command::Queue(c) => queue(client, c).await,
+        Command::Service(_) => unreachable!("service is not a client command"),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Whether the queue is paused, and how many jobs wait and run.
+    Show(JsonFlag),
+    /// Start no more jobs (running ones finish; pushes still queue builds).
+    Pause,
+    /// Start queued jobs again.
+    Resume,
+}
+
+async fn queue(client: &Client, command: QueueCommand) -> anyhow::Result<()> {
+    let (v, json) = match command {
+        QueueCommand::Show(f) => (client.get("/queue").await?, f.json),
+        QueueCommand::Pause => (
+            client.call(Method::POST, "/queue/pause", None).await?,
+            false,
+        ),
+        QueueCommand::Resume => (
+            client.call(Method::POST, "/queue/resume", None).await?,
+            false,
+        ),
+    };
+    if json {
+        return print_json(&v);
+    }
+    let paused = v["paused"].as_bool().unwrap_or(false);
+    println!(
+        "queue {}: {} job(s) queued, {} running",
+        if paused { "paused" } else { "running" },
+        s(&v["queued"]),
+        s(&v["running"])
+    );
+    if paused {
+        println!("resume it with `hangar queue resume`");
+    }
+    Ok(())
 }
 
 pub fn print_json(value: &Value) -> anyhow::Result<()> {

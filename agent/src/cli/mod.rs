@@ -9,6 +9,7 @@ mod forge;
 mod mirror;
 mod secret;
 mod serve;
+mod service;
 mod table;
 
 use std::path::PathBuf;
@@ -83,6 +84,12 @@ pub enum Command {
     /// The webhook tunnel (relay channel) and its state.
     #[command(subcommand)]
     Tunnel(forge::TunnelCommand),
+    /// Show, pause and resume the build queue.
+    #[command(subcommand)]
+    Queue(commands::QueueCommand),
+    /// Run the agent at login (macOS LaunchAgent, systemd user unit).
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -100,6 +107,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(cli.data_dir, args).await,
+            Command::Service(command) => service::run(cli.data_dir, command),
             command => {
                 let client = client::Client::locate(cli.data_dir, cli.url, cli.token)?;
                 commands::run(&client, command).await

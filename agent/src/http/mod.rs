@@ -12,6 +12,7 @@ pub mod git;
 pub mod host;
 pub mod mirrors;
 pub mod openapi;
+pub mod queue;
 pub mod secrets;
 pub mod session;
 pub mod ui;
@@ -72,6 +73,8 @@ pub fn routes(
         .or(forges::routes(agent.clone()))
         .unify()
         .or(crate::hooks::routes(agent.clone()))
+        .unify()
+        .or(queue::routes(agent.clone()))
         .unify()
         .or(git::routes(agent))
         .unify()

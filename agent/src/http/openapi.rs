@@ -132,6 +132,9 @@ fn core_document() -> Value {
                     &[("owner", "path"), ("name", "path"), ("secret", "path")]),
                 "delete": params(op("Remove a repository secret (write access)", "secrets"), &[("owner", "path"), ("name", "path"), ("secret", "path")])
             },
+            "/api/v1/queue": { "get": op("The build queue: `paused`, `queued` and `running` jobs", "builds") },
+            "/api/v1/queue/pause": { "post": op("Pause the queue (admin): builds are still planned, no job starts; kept across restarts", "builds") },
+            "/api/v1/queue/resume": { "post": op("Resume the queue (admin)", "builds") },
             "/api/v1/users": {
                 "get": op("List users (admin)", "users"),
                 "post": with_body(op("Create a user and a first token (admin)", "users"), "NewUser", true)
