@@ -503,6 +503,14 @@ mod tests {
         assert!(!is_local_name("example.com"));
     }
 
+    #[test]
+    fn double_colons_are_helpers_only_before_the_path() {
+        assert!(MirrorUrl::parse("0:::", true).is_err());
+        assert!(MirrorUrl::parse("ext::sh -c x", true).is_err());
+        let url = MirrorUrl::parse("ssh://0/::", true).expect("a path may hold ::");
+        assert_eq!(url.to_string(), "ssh://0/::");
+    }
+
     proptest! {
         #[test]
         fn never_panics(text in "\\PC{0,80}") {
@@ -524,7 +532,9 @@ mod tests {
             if let Ok(url) = MirrorUrl::parse(&text, true) {
                 let shown = url.to_string();
                 prop_assert!(!shown.starts_with('-'));
-                prop_assert!(!shown.contains("::") || shown.contains('['));
+                // git reads `NAME::` at the start (NAME of URL-scheme
+                // characters) as a remote helper; `::` after a `/` is a path.
+                prop_assert!(shown.find("::").is_none_or(|at| shown[..at].contains('/')), "{}", shown);
                 prop_assert!(!shown.split('/').any(|p| p.starts_with('-')), "{}", shown);
                 prop_assert!(url.user.is_none() || url.scheme() == Scheme::Ssh);
                 prop_assert_eq!(MirrorUrl::parse(&shown, true), Ok(url));
