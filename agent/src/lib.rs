@@ -9,6 +9,7 @@ pub mod cli;
 pub mod forges;
 pub mod git;
 pub mod hooks;
+pub mod host;
 pub mod http;
 pub mod mirror;
 pub mod service;

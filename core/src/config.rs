@@ -24,6 +24,10 @@ pub struct Settings {
     pub host_slots: usize,
     /// Jobs that run in Docker containers at once.
     pub docker_slots: usize,
+    /// Jobs wait while less memory than this is free, in MiB.
+    pub min_free_memory_mb: u64,
+    /// Jobs wait while the data dir's disk has less free space than this, in MiB.
+    pub min_free_disk_mb: u64,
     /// `runs-on` labels that run in a Docker container, with the image to use.
     pub docker_images: BTreeMap<String, String>,
     /// Largest job log kept, in MiB (the head and the tail are kept beyond it).
@@ -68,6 +72,8 @@ impl Default for Settings {
             maintenance: true,
             host_slots: 1,
             docker_slots: 2,
+            min_free_memory_mb: 256,
+            min_free_disk_mb: 1024,
             docker_images: crate::workflow::Host::default().docker,
             max_log_mb: 50,
             keep_workspaces: false,
@@ -173,6 +179,16 @@ impl Settings {
                     self.host_slots = slots;
                 } else {
                     self.docker_slots = slots;
+                }
+            }
+            "min_free_memory_mb" | "min_free_disk_mb" => {
+                let mb = value
+                    .parse()
+                    .map_err(|_| bad("expected a whole number of MiB".into()))?;
+                if key == "min_free_memory_mb" {
+                    self.min_free_memory_mb = mb;
+                } else {
+                    self.min_free_disk_mb = mb;
                 }
             }
             "cache_max_mb" => {

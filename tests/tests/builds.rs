@@ -404,3 +404,43 @@ fn a_paused_queue_plans_builds_but_starts_them_only_after_resume() {
     let (_, queue) = agent.api("GET", "/api/v1/queue", None);
     assert_eq!(queue["paused"], false);
 }
+
+#[test]
+fn jobs_wait_while_the_host_is_short_of_memory() {
+    // No machine has a million GiB free: the job must wait, saying why.
+    let mut agent = Agent::start_with_env(&[("HANGAR_MIN_FREE_MEMORY_MB", "1000000000")]);
+    agent.create_repo("acme/app", false);
+    let work = work_repo(&[(
+        ".github/workflows/ci.yml",
+        b"on: push\njobs:\n  one:\n    runs-on: self-hosted\n    steps:\n      - run: echo ran\n",
+    )]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/app"), "main"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let (_, list) = agent.api("GET", "/api/v1/builds?repo=acme/app", None);
+        if let Some(id) = list["items"][0]["id"].as_str() {
+            let build = agent.build(id);
+            let job = build["jobs"][0].clone();
+            if job["reason"].is_string() {
+                break job;
+            }
+        }
+        assert!(Instant::now() < deadline, "no held job: {list}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(job["status"], "queued", "{job}");
+    let reason = job["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("waiting for memory") && reason.contains("min_free_memory_mb"),
+        "{reason}"
+    );
+
+    // With the threshold lowered, the same queued job runs.
+    agent.set_env("HANGAR_MIN_FREE_MEMORY_MB", "0");
+    agent.restart();
+    let builds = agent.wait_builds("acme/app", 1);
+    assert_eq!(builds[0]["status"], "success", "{builds:?}");
+}

@@ -2,6 +2,7 @@
 //! ([`scheduler`]), and [`runner`] runs their steps on the host or in a
 //! Docker container ([`docker`]).
 
+pub mod admission;
 pub mod archive;
 pub mod artifacts;
 pub mod cache;

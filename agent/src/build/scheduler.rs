@@ -9,7 +9,7 @@ use hangar_core::store::builds::{self, Job, Status};
 use hangar_core::workflow::JobSpec;
 use hangar_core::workflow::expr::{self, Context, Value};
 
-use super::RunningJob;
+use super::{RunningJob, admission};
 use crate::agent::Agent;
 
 /// Starts the scheduler: first it resumes what a crash interrupted, then it
@@ -99,8 +99,13 @@ async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::from)
         })
         .await?;
+    if queued.is_empty() {
+        return Ok(());
+    }
+    let root = agent.data.root().to_path_buf();
+    let free = tokio::task::spawn_blocking(move || admission::measure(&root)).await?;
     for job in queued {
-        dispatch(agent, job).await?;
+        dispatch(agent, job, &free).await?;
     }
     Ok(())
 }
@@ -125,7 +130,7 @@ struct Waits {
     group: Vec<(Job, bool)>,
 }
 
-async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
+async fn dispatch(agent: &Arc<Agent>, job: Job, free: &admission::Free) -> anyhow::Result<()> {
     let build_id = job.build_id;
     let id = job.id;
     let (siblings, spec, waits) = agent
@@ -139,7 +144,7 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
         })
         .await?;
     let decision = match serde_json::from_str::<JobSpec>(&spec) {
-        Ok(spec) => match decide(agent, &job, spec.condition.as_deref(), &siblings) {
+        Ok(spec) => match decide(agent, &job, spec.condition.as_deref(), &siblings, free) {
             Decision::Start => concurrency(agent, &job, &spec, &siblings, &waits).await?,
             other => other,
         },
@@ -181,7 +186,13 @@ async fn dispatch(agent: &Arc<Agent>, job: Job) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn decide(agent: &Arc<Agent>, job: &Job, condition: Option<&str>, siblings: &[Job]) -> Decision {
+fn decide(
+    agent: &Arc<Agent>,
+    job: &Job,
+    condition: Option<&str>,
+    siblings: &[Job],
+    free: &admission::Free,
+) -> Decision {
     let needed: Vec<&Job> = siblings
         .iter()
         .filter(|s| job.needs.contains(&s.key))
@@ -225,6 +236,9 @@ fn decide(agent: &Arc<Agent>, job: &Job, condition: Option<&str>, siblings: &[Jo
     };
     if agent.builds.busy(&job.executor) >= slots {
         return Decision::Wait;
+    }
+    if let Some(reason) = admission::hold_reason(free, &agent.settings) {
+        return Decision::Hold(reason);
     }
     Decision::Start
 }

@@ -1,10 +1,10 @@
 //! `GET /api/v1/host`: the machine the agent runs on (CPU, memory, the data
 //! dir's disk, load) and the build queue against the executor slots.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use hangar_core::store::builds;
-use sysinfo::{Disks, System};
+use sysinfo::System;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::Response;
@@ -13,6 +13,7 @@ use super::api::json_reply;
 use super::auth::{Caller, caller};
 use super::error::{ApiError, ApiResult};
 use crate::agent::Agent;
+use crate::host::{Disk, data_disk, system};
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
     super::api_v1()
@@ -23,20 +24,6 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .then(host)
         .map(|r: ApiResult| r.unwrap_or_else(ApiError::into_response))
         .boxed()
-}
-
-/// One `System` for the process (none where the OS refuses to report):
-/// CPU usage is measured between two refreshes, so each request reports the
-/// usage since the one before.
-fn system() -> &'static Mutex<Option<System>> {
-    static SYSTEM: OnceLock<Mutex<Option<System>>> = OnceLock::new();
-    SYSTEM.get_or_init(|| {
-        let system = System::new().ok().map(|mut s| {
-            s.refresh_cpu_usage();
-            s
-        });
-        Mutex::new(system)
-    })
 }
 
 /// What `/api/v1/host` reports about the machine.
@@ -51,13 +38,6 @@ struct Machine {
     load: [f64; 3],
     uptime_secs: u64,
     disk: Option<Disk>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct Disk {
-    mount_point: String,
-    total: u64,
-    available: u64,
 }
 
 fn measure(data_dir: &std::path::Path) -> Machine {
@@ -80,18 +60,7 @@ fn measure(data_dir: &std::path::Path) -> Machine {
     let load = System::load_average()
         .map(|l| [l.one, l.five, l.fifteen])
         .unwrap_or_default();
-    // The disk that holds the data dir: the longest mount point above it.
-    let disks = Disks::new_with_refreshed_list().ok();
-    let disk = disks
-        .iter()
-        .flat_map(|d| d.iter())
-        .filter(|d| data_dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| Disk {
-            mount_point: d.mount_point().display().to_string(),
-            total: d.total_space(),
-            available: d.available_space(),
-        });
+    let disk = data_disk(data_dir);
     Machine {
         hostname: System::host_name().ok(),
         os: System::long_os_version().ok(),
