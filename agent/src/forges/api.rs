@@ -150,6 +150,16 @@ pub fn same_hook(hook: &Value, hook_url: &Value, url: &str, previous: Option<&st
             .is_some_and(|p| hook["id"].as_u64() == Some(p))
 }
 
+/// The id of a webhook as the forge answered its creation or update.
+pub fn hook_id(remote: &str, hook: &Value) -> Result<String, ForgeError> {
+    match &hook["id"] {
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(ForgeError::Request(format!(
+            "{remote}: the hook answer has no `id`"
+        ))),
+    }
+}
+
 /// `owner/name` as one URL path segment (GitLab's `:id`).
 pub fn encode_path(remote: &str) -> String {
     let mut out = String::new();

@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, same_hook};
+use super::api::{Api, hook_id, same_hook};
 use super::{CommitStatus, Forge, ForgeError, RemoteRepo};
 
 const HEADERS: &[(&str, &str)] = &[
@@ -107,12 +107,7 @@ impl Forge for GitHub {
                         .await?
                 }
             };
-            match &hook["id"] {
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(ForgeError::Request(format!(
-                    "{remote}: the hook answer has no `id`"
-                ))),
-            }
+            hook_id(remote, &hook)
         }
         .boxed()
     }

@@ -3,9 +3,9 @@
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::api::{Api, encode_path, same_hook};
+use super::api::{Api, encode_path, hook_id, same_hook};
 use super::{CommitStatus, Forge, ForgeError, RemoteRepo};
 
 pub struct GitLab {
@@ -111,12 +111,7 @@ impl Forge for GitLab {
                         .await?
                 }
             };
-            match &hook["id"] {
-                Value::Number(n) => Ok(n.to_string()),
-                _ => Err(ForgeError::Request(format!(
-                    "{remote}: the hook answer has no `id`"
-                ))),
-            }
+            hook_id(remote, &hook)
         }
         .boxed()
     }

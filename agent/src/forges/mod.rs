@@ -144,11 +144,7 @@ impl HookSecrets {
 
 /// A fresh random webhook secret (hex, 32 bytes).
 pub fn new_secret() -> String {
-    hex_encode(&rand::random::<[u8; 32]>())
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(rand::random::<[u8; 32]>())
 }
 
 /// `hangar/WORKFLOW/JOB`, the status context of a job.
