@@ -92,22 +92,49 @@ async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
         // Pushes still become queued builds; they start on resume.
         return Ok(());
     }
-    let queued = agent
+    // One read for every queued job, its build's jobs (for `needs` and
+    // `max-parallel`) and its spec: a tick with hundreds of queued jobs must
+    // not cost hundreds of reads.
+    let builds = agent
         .db(|a| {
             a.store
-                .read(builds::queued_jobs)
+                .read(builds::queued_by_build)
                 .map_err(anyhow::Error::from)
         })
         .await?;
-    if queued.is_empty() {
+    if builds.is_empty() {
         return Ok(());
     }
-    let root = agent.data.root().to_path_buf();
-    let free = tokio::task::spawn_blocking(move || admission::measure(&root)).await?;
-    for job in queued {
-        dispatch(agent, job, &free).await?;
+    // Reading the disks costs more than the rest of a tick: only when a job
+    // could start.
+    let free = if builds
+        .iter()
+        .flat_map(|b| &b.queued)
+        .any(|(job, _)| agent.builds.busy(&job.executor) < slots(agent, &job.executor))
+    {
+        let root = agent.data.root().to_path_buf();
+        tokio::task::spawn_blocking(move || admission::measure(&root)).await?
+    } else {
+        admission::Free {
+            memory: None,
+            disk: None,
+        }
+    };
+    for mut build in builds {
+        for (job, spec) in build.queued {
+            dispatch(agent, job, &spec, &mut build.jobs, &free).await?;
+        }
     }
     Ok(())
+}
+
+/// An executor's slots; 0 for one this agent does not know.
+fn slots(agent: &Agent, executor: &str) -> usize {
+    match executor {
+        "host" => agent.settings.host_slots,
+        "docker" => agent.settings.docker_slots,
+        _ => 0,
+    }
 }
 
 /// What to do with one queued job.
@@ -130,22 +157,27 @@ struct Waits {
     group: Vec<(Job, bool)>,
 }
 
-async fn dispatch(agent: &Arc<Agent>, job: Job, free: &admission::Free) -> anyhow::Result<()> {
+/// Decides what happens to one queued job of a build whose jobs are
+/// `siblings`, and records it there too, so the next job of the same tick
+/// sees it (for `max-parallel`).
+async fn dispatch(
+    agent: &Arc<Agent>,
+    job: Job,
+    spec: &str,
+    siblings: &mut [Job],
+    free: &admission::Free,
+) -> anyhow::Result<()> {
     let build_id = job.build_id;
     let id = job.id;
-    let (siblings, spec, waits) = agent
-        .db(move |a| {
-            a.store.read(|c| {
-                let siblings = builds::jobs(c, build_id)?;
-                let spec = builds::job_spec(c, id)?;
-                let waits = waits(c, id, build_id, &spec)?;
-                Ok::<_, anyhow::Error>((siblings, spec, waits))
-            })
-        })
-        .await?;
-    let decision = match serde_json::from_str::<JobSpec>(&spec) {
-        Ok(spec) => match decide(agent, &job, spec.condition.as_deref(), &siblings, free) {
-            Decision::Start => concurrency(agent, &job, &spec, &siblings, &waits).await?,
+    let decision = match serde_json::from_str::<JobSpec>(spec) {
+        Ok(parsed) => match decide(agent, &job, parsed.condition.as_deref(), siblings, free) {
+            Decision::Start => {
+                let spec = spec.to_owned();
+                let waits = agent
+                    .db(move |a| a.store.read(|c| waits(c, id, build_id, &spec)))
+                    .await?;
+                concurrency(agent, &job, &parsed, siblings, &waits).await?
+            }
             other => other,
         },
         Err(e) => Decision::Fail(format!("stored job spec is unreadable: {e}")),
@@ -178,8 +210,11 @@ async fn dispatch(agent: &Arc<Agent>, job: Job, free: &admission::Free) -> anyho
         })
         .await?;
     announce(agent, build_id, id, status, build_status);
+    if let Some(sibling) = siblings.iter_mut().find(|s| s.id == id) {
+        sibling.status = status;
+    }
     if status == Status::Running {
-        start_job(agent, job, &siblings).await?;
+        start_job(agent, job, siblings).await?;
     } else {
         tracing::info!(job = %id, "job {}: {}", status.as_str(), reason.unwrap_or_default());
     }
@@ -230,8 +265,7 @@ fn decide(
         return Decision::Skip(format!("skipped: {why}"));
     }
     let slots = match job.executor.as_str() {
-        "host" => agent.settings.host_slots,
-        "docker" => agent.settings.docker_slots,
+        "host" | "docker" => slots(agent, &job.executor),
         other => return Decision::Fail(format!("unknown executor {other:?}")),
     };
     if agent.builds.busy(&job.executor) >= slots {

@@ -319,6 +319,32 @@ pub fn queued_jobs(conn: &Connection) -> Result<Vec<Job>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A build with queued jobs: all its jobs, and the queued ones with their specs.
+#[derive(Debug)]
+pub struct QueuedBuild {
+    pub id: BuildId,
+    pub jobs: Vec<Job>,
+    pub queued: Vec<(Job, String)>,
+}
+
+/// [`queued_jobs`] grouped by build (oldest build first), with what the
+/// scheduler needs to decide on them.
+pub fn queued_by_build(conn: &Connection) -> Result<Vec<QueuedBuild>> {
+    let mut builds: Vec<QueuedBuild> = Vec::new();
+    for job in queued_jobs(conn)? {
+        let spec = job_spec(conn, job.id)?;
+        match builds.iter_mut().find(|b| b.id == job.build_id) {
+            Some(build) => build.queued.push((job, spec)),
+            None => builds.push(QueuedBuild {
+                id: job.build_id,
+                jobs: jobs(conn, job.build_id)?,
+                queued: vec![(job, spec)],
+            }),
+        }
+    }
+    Ok(builds)
+}
+
 /// Moves a job to `status`, stamping start and finish times.
 pub fn set_job_status(
     conn: &Connection,
