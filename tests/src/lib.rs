@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod forge_standin;
+pub mod sshd;
 pub mod upstream;
 
 /// The agent binary under test: this crate's `hangar-e2e`, which cargo builds
@@ -403,6 +404,19 @@ impl Agent {
         let response = request.send().expect("SSE stream");
         assert_eq!(response.status().as_u16(), 200);
         response.text().expect("SSE body")
+    }
+}
+
+/// Polls `ok` until it holds; fails after a minute, showing the agent's log.
+pub fn wait_until(agent: &Agent, what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
