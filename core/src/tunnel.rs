@@ -297,6 +297,20 @@ mod tests {
         }
 
         #[test]
+        fn well_formed_targets_parse_to_their_parts(
+            user in "[a-z_][a-z0-9._-]{0,20}",
+            host in "[a-z0-9]([a-z0-9-]{0,20}[.])*[a-z0-9]{1,10}",
+            port in proptest::option::of(1u16..),
+        ) {
+            let text = match port {
+                Some(p) => format!("{user}@{host}:{p}"),
+                None => format!("{user}@{host}"),
+            };
+            let target = SshTarget::parse(&text).map_err(proptest::test_runner::TestCaseError::fail)?;
+            proptest::prop_assert_eq!((target.user, target.host, target.port), (user, host, port.unwrap_or(22)));
+        }
+
+        #[test]
         fn long_or_odd_text_is_refused_without_panics(text in "\\PC{0,400}") {
             let _ = SshTarget::parse(&text);
             let _ = HostKeyPin::parse(&text);
