@@ -514,12 +514,7 @@ impl SshClient {
     /// A client with a new key that no agent knows yet.
     pub fn new(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@hangar", "-f"])
-            .arg(dir.path().join("id_ed25519"))
-            .output()
-            .expect("run ssh-keygen (install openssh-client)");
-        assert!(out.status.success(), "{out:?}");
+        ssh_keygen(&dir.path().join("id_ed25519"), "test@hangar");
         Self { dir, port }
     }
 
@@ -612,6 +607,16 @@ impl SshClient {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+/// Makes an unencrypted ed25519 key pair at `path` and `path.pub` with the real ssh-keygen.
+pub fn ssh_keygen(path: &Path, comment: &str) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .expect("run ssh-keygen (install openssh-client)");
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// A `git` command with no user or system config and no prompts.

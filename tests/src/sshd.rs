@@ -50,12 +50,7 @@ impl Sshd {
     /// Starts sshd with a fresh ed25519 host key and an empty `authorized_keys`.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "tunnel-server", "-f"])
-            .arg(dir.path().join("host_key"))
-            .output()
-            .expect("run ssh-keygen (install openssh-client)");
-        assert!(out.status.success(), "{out:?}");
+        crate::ssh_keygen(&dir.path().join("host_key"), "tunnel-server");
         std::fs::write(dir.path().join("authorized_keys"), "").expect("authorized_keys");
         let d = dir.path().display();
         let config = format!(
@@ -186,33 +181,14 @@ impl Drop for Sshd {
     }
 }
 
-/// Every process below `pid` (from /proc; children first seen, deepest last).
+/// Every process below `pid`, read from the kernel's list of each
+/// process's children.
 fn descendants(pid: i32) -> Vec<i32> {
-    let parents: Vec<(i32, i32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let child: i32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-            // The fields after the parenthesised command name: state, ppid, ...
-            let after = stat.rsplit_once(')')?.1;
-            let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
-            Some((child, ppid))
-        })
-        .collect();
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, p)| *p == parent)
-                .map(|(c, _)| *c),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .flat_map(|child| std::iter::once(child).chain(descendants(child)))
+        .collect()
 }

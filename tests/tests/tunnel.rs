@@ -6,7 +6,7 @@
 
 use hangar_tests::forge_standin::{ForgeStandin, github_delivery, post_delivery};
 use hangar_tests::sshd::{self, Sshd};
-use hangar_tests::{Agent, wait_until};
+use hangar_tests::{Agent, SshClient, wait_until};
 use serde_json::{Value, json};
 
 const SECRET: &str = "tunnel webhook secret";
@@ -153,15 +153,9 @@ fn a_wrong_or_unpinned_host_key_stops_the_tunnel_before_login() {
     }
     let sshd = Sshd::start();
     // The client key comes from a file this time, and the server knows it.
-    let keys = tempfile::tempdir().expect("temp dir");
-    let key_file = keys.path().join("id_ed25519");
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key_file)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success());
-    sshd.authorize(&std::fs::read_to_string(key_file.with_extension("pub")).expect("pub"));
+    let client = SshClient::new(sshd.port);
+    let key_file = client.key();
+    sshd.authorize(&client.public_key());
     let other = Sshd::start();
 
     let remote_port = sshd::free_port();

@@ -56,6 +56,14 @@ impl Tunnel {
         status
     }
 
+    /// Records that the tunnel is down, and why.
+    fn down(&self, why: String) {
+        self.update(|s| {
+            s.connected = false;
+            s.last_error = Some(why);
+        });
+    }
+
     fn update(&self, f: impl FnOnce(&mut TunnelStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }

@@ -67,10 +67,7 @@ pub fn start(
             // Jitter: many agents behind one server do not retry in step.
             let wait = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
             tracing::info!(retry_in = ?wait, "ssh tunnel: {error}");
-            agent.tunnel.update(|s| {
-                s.connected = false;
-                s.last_error = Some(error);
-            });
+            agent.tunnel.down(error);
             tokio::select! {
                 _ = agent.builds.stop.cancelled() => return,
                 // A new client key: try it at once.
