@@ -381,7 +381,7 @@ fn client_key(agent: &Agent) -> Result<Option<PrivateKey>, String> {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "a tunnel key exists already; replacing it locks the tunnel out until the new public key is on the server (pass replace)"
+        "a tunnel key exists already; replacing it locks the tunnel out until the new public key is on the server (`hangar tunnel key generate --replace`, or \"replace\": true)"
     )]
     Exists,
     #[error("{0}")]
