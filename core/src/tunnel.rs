@@ -299,7 +299,7 @@ mod tests {
         #[test]
         fn well_formed_targets_parse_to_their_parts(
             user in "[a-z_][a-z0-9._-]{0,20}",
-            host in "[a-z0-9]([a-z0-9-]{0,20}[.])*[a-z0-9]{1,10}",
+            host in "([a-z0-9][a-z0-9-]{0,20}[.]){0,3}[a-z0-9]{1,10}",
             port in proptest::option::of(1u16..),
         ) {
             let text = match port {
