@@ -120,6 +120,10 @@ impl Running {
 /// Opens the data dir and the database, creates the first admin on first run,
 /// and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    anyhow::ensure!(
+        config.settings.relay_url.is_none() || config.settings.tunnel_ssh.is_none(),
+        "both relay_url and tunnel_ssh are set: webhooks come through one tunnel; unset one of them"
+    );
     let data = DataDir::new(&config.data_dir);
     create_private_dir(data.root())?;
     create_private_dir(&data.repos())?;
@@ -184,6 +188,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ];
     if let Some(channel) = agent.settings.relay_url.clone() {
         forge_tasks.push(crate::tunnel::relay::start(agent.clone(), channel));
+    }
+    if let Some(target) = agent.settings.tunnel_ssh.clone() {
+        // The tunnel dials the HTTP listener on loopback, whatever it binds.
+        let mut local = http_addr;
+        if local.ip().is_unspecified() {
+            local.set_ip(if local.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        forge_tasks.push(crate::tunnel::ssh::start(agent.clone(), target, local));
     }
 
     let (stop, mut stopped) = watch::channel(false);

@@ -57,6 +57,18 @@ pub struct Settings {
     /// A smee.io-style relay channel to receive webhooks through (the
     /// agent subscribes and re-posts each event to its own `/hooks/...`).
     pub relay_url: Option<String>,
+    /// An SSH server (`user@host[:port]`) to open a reverse tunnel to: it
+    /// listens on `tunnel_remote_bind:tunnel_remote_port` and every
+    /// connection there reaches this agent's `/hooks/*`.
+    pub tunnel_ssh: Option<crate::tunnel::SshTarget>,
+    /// The port the tunnel's server listens on for webhooks.
+    pub tunnel_remote_port: u16,
+    /// The address the tunnel's server listens on (`localhost` for a reverse
+    /// proxy on that server; `0.0.0.0` needs `GatewayPorts` in its sshd).
+    pub tunnel_remote_bind: String,
+    /// The tunnel server's host key (`SHA256:...` or a public key line):
+    /// the tunnel refuses any other server.
+    pub tunnel_host_key: Option<crate::tunnel::HostKeyPin>,
     /// Days build artifacts are kept unless a workflow asks for fewer.
     pub artifact_retention_days: u32,
     /// Size cap of the `actions/cache` store, in MiB (least recently used go first).
@@ -87,6 +99,10 @@ impl Default for Settings {
             mirror_failing_after: 3,
             public_url: None,
             relay_url: None,
+            tunnel_ssh: None,
+            tunnel_remote_port: 8080,
+            tunnel_remote_bind: "localhost".to_owned(),
+            tunnel_host_key: None,
             artifact_retention_days: 30,
             cache_max_mb: 10240,
         }
@@ -284,6 +300,23 @@ impl Settings {
                     self.relay_url = Some(url.to_owned());
                 }
             }
+            "tunnel_ssh" => {
+                self.tunnel_ssh = Some(crate::tunnel::SshTarget::parse(value).map_err(bad)?)
+            }
+            "tunnel_remote_port" => {
+                self.tunnel_remote_port = value
+                    .parse()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad("expected a port number from 1 to 65535".into()))?
+            }
+            "tunnel_remote_bind" => {
+                crate::tunnel::check_bind(value).map_err(bad)?;
+                self.tunnel_remote_bind = value.to_owned();
+            }
+            "tunnel_host_key" => {
+                self.tunnel_host_key = Some(crate::tunnel::HostKeyPin::parse(value).map_err(bad)?)
+            }
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
         }
         Ok(())
@@ -424,6 +457,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tunnel_settings() {
+        let mut s = Settings::default();
+        assert_eq!(
+            (s.tunnel_remote_port, s.tunnel_remote_bind.as_str()),
+            (8080, "localhost")
+        );
+        s.set("tunnel_ssh", "me@example.com:2022").unwrap();
+        s.set("tunnel_remote_port", "9000").unwrap();
+        s.set("tunnel_remote_bind", "0.0.0.0").unwrap();
+        assert_eq!(s.tunnel_ssh.as_ref().map(|t| t.port), Some(2022));
+        let err = s.set("tunnel_ssh", "example.com").unwrap_err().to_string();
+        assert!(
+            err.contains("tunnel_ssh") && err.contains("USER@HOST"),
+            "{err}"
+        );
+        assert!(s.set("tunnel_remote_port", "0").is_err());
+        assert!(s.set("tunnel_host_key", "SHA256:nope").is_err());
     }
 
     #[test]

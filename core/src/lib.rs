@@ -12,5 +12,6 @@ pub mod repo_name;
 pub mod secrets;
 pub mod store;
 pub mod token;
+pub mod tunnel;
 pub mod webhook;
 pub mod workflow;

@@ -271,6 +271,22 @@ pub fn github_delivery(
     (headers, bytes)
 }
 
+/// Posts a delivery (headers and body) to `url`; returns the status and the
+/// JSON answer (Null when there is none).
+pub fn post_delivery(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    (headers, body): &(Vec<(String, String)>, Vec<u8>),
+) -> (u16, Value) {
+    let mut request = http.post(url).body(body.clone());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().expect("the receiver answers");
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
 /// A webhook delivery as GitLab sends it (the secret travels as a token).
 pub fn gitlab_delivery(
     event: &str,

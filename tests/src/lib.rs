@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod forge_standin;
+pub mod sshd;
 pub mod upstream;
 
 /// The agent binary under test: this crate's `hangar-e2e`, which cargo builds
@@ -406,6 +407,19 @@ impl Agent {
     }
 }
 
+/// Polls `ok` until it holds; fails after a minute, showing the agent's log.
+pub fn wait_until(agent: &Agent, what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// The Docker Engine API for the Docker executor's tests: `DOCKER_HOST`, which
 /// `scripts/test` points at the podman service it starts. Without it the
 /// tests skip loudly, unless `scripts/test` ran (then a missing engine fails).
@@ -500,12 +514,7 @@ impl SshClient {
     /// A client with a new key that no agent knows yet.
     pub fn new(port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test@hangar", "-f"])
-            .arg(dir.path().join("id_ed25519"))
-            .output()
-            .expect("run ssh-keygen (install openssh-client)");
-        assert!(out.status.success(), "{out:?}");
+        ssh_keygen(&dir.path().join("id_ed25519"), "test@hangar");
         Self { dir, port }
     }
 
@@ -598,6 +607,16 @@ impl SshClient {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+/// Makes an unencrypted ed25519 key pair at `path` and `path.pub` with the real ssh-keygen.
+pub fn ssh_keygen(path: &Path, comment: &str) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .expect("run ssh-keygen (install openssh-client)");
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// A `git` command with no user or system config and no prompts.

@@ -181,6 +181,7 @@ fn openapi_document_lists_every_route() {
         "/api/v1/tokens/{id}",
         "/api/v1/users",
         "/api/v1/status",
+        "/api/v1/tunnel/key",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }

@@ -10,7 +10,7 @@ use hangar_tests::forge_standin::{
     self, ForgeStandin, github_delivery, github_pull_request, github_push, gitlab_delivery,
 };
 use hangar_tests::upstream::Upstream;
-use hangar_tests::{Agent, commit_file, git, work_repo};
+use hangar_tests::{Agent, commit_file, git, wait_until, work_repo};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ghp_standin_token";
@@ -81,34 +81,14 @@ fn hosted() -> Hosted {
     hosted_with_env(&[])
 }
 
-fn wait_until(agent: &Agent, what: &str, ok: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            agent.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Posts a delivery to the agent; returns the status and JSON answer.
 fn post(
     http: &reqwest::blocking::Client,
     agent: &Agent,
     provider: &str,
-    (headers, body): &(Vec<(String, String)>, Vec<u8>),
+    delivery: &(Vec<(String, String)>, Vec<u8>),
 ) -> (u16, Value) {
-    let mut request = http
-        .post(format!("{}/hooks/{provider}", agent.url))
-        .body(body.clone());
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    let response = request.send().expect("agent answers");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
+    forge_standin::post_delivery(http, &format!("{}/hooks/{provider}", agent.url), delivery)
 }
 
 impl Hosted {

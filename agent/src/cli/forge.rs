@@ -63,6 +63,32 @@ pub enum DeliveryCommand {
 pub enum TunnelCommand {
     /// Whether webhooks can reach this agent: tunnel kind, public URL, connection.
     Status(JsonFlag),
+    /// The SSH tunnel's client key (kept in the SecretStore).
+    #[command(subcommand)]
+    Key(TunnelKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TunnelKeyCommand {
+    /// Make a new ed25519 key; prints the public key for the server's authorized_keys.
+    Generate {
+        /// Replace the existing key (the server must then get the new public key).
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Use an existing unencrypted OpenSSH private key from FILE.
+    Import {
+        file: std::path::PathBuf,
+        /// Replace the existing key.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key (for the server's authorized_keys).
+    Show(JsonFlag),
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,22 +322,75 @@ fn segment(text: &str) -> anyhow::Result<&str> {
 }
 
 pub async fn tunnel(client: &Client, command: TunnelCommand) -> anyhow::Result<()> {
-    let TunnelCommand::Status(f) = command;
+    let f = match command {
+        TunnelCommand::Status(f) => f,
+        TunnelCommand::Key(command) => return tunnel_key(client, command).await,
+    };
     let v = client.get("/tunnel").await?;
     if f.json {
         return print_json(&v);
     }
     if v["kind"] == "none" {
-        println!("No tunnel: set `relay_url` (or `public_url` if the internet reaches this host).");
+        println!(
+            "No tunnel: set `tunnel_ssh` or `relay_url` (or `public_url` if the internet reaches this host)."
+        );
         return Ok(());
     }
     println!("{} tunnel", s(&v["kind"]));
-    println!("  public URL     {}", s(&v["public_url"]));
+    if v["kind"] == "ssh" {
+        println!("  server         {}", s(&v["server"]));
+        println!(
+            "  listening on   {} (on the server)",
+            s(&v["remote_listen"])
+        );
+    }
+    match v["public_url"].as_str() {
+        Some(url) => println!("  public URL     {url}"),
+        None => println!("  public URL     - (set public_url to the URL that reaches the tunnel)"),
+    }
     println!("  connected      {}", s(&v["connected"]));
+    if v["kind"] == "ssh" {
+        println!("  last connected {}", s(&v["last_connected"]));
+    }
     println!("  deliveries     {}", s(&v["deliveries"]));
     println!("  last delivery  {}", s(&v["last_delivery"]));
     if let Some(error) = v["last_error"].as_str() {
         println!("  last error     {error}");
     }
+    Ok(())
+}
+
+async fn tunnel_key(client: &Client, command: TunnelKeyCommand) -> anyhow::Result<()> {
+    let (v, json) = match command {
+        TunnelKeyCommand::Show(f) => (client.get("/tunnel/key").await?, f.json),
+        TunnelKeyCommand::Generate { replace, json } => {
+            let body = json!({ "replace": replace });
+            (
+                client.call(Method::POST, "/tunnel/key", Some(body)).await?,
+                json,
+            )
+        }
+        TunnelKeyCommand::Import {
+            file,
+            replace,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let body = json!({ "private_key": text, "replace": replace });
+            (
+                client.call(Method::POST, "/tunnel/key", Some(body)).await?,
+                json,
+            )
+        }
+    };
+    if json {
+        return print_json(&v);
+    }
+    println!("{}", s(&v["public_key"]));
+    eprintln!(
+        "({}) Put this line in ~USER/.ssh/authorized_keys on the tunnel server (USER of tunnel_ssh).",
+        s(&v["fingerprint"])
+    );
     Ok(())
 }

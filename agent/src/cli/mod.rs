@@ -81,7 +81,7 @@ pub enum Command {
     /// Pull requests of hosted repos.
     #[command(subcommand)]
     Pr(forge::PrCommand),
-    /// The webhook tunnel (relay channel) and its state.
+    /// The webhook tunnel (SSH reverse tunnel or relay channel): state and SSH key.
     #[command(subcommand)]
     Tunnel(forge::TunnelCommand),
     /// Show, pause and resume the build queue.

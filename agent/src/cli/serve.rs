@@ -26,8 +26,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// Receive webhooks through this smee.io-style relay channel.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "tunnel_ssh")]
     relay_url: Option<String>,
+    /// Receive webhooks through an SSH reverse tunnel to this server.
+    #[arg(long, value_name = "USER@HOST[:PORT]")]
+    tunnel_ssh: Option<String>,
+    /// The port the tunnel's server listens on [default: 8080].
+    #[arg(long, value_name = "PORT")]
+    tunnel_remote_port: Option<String>,
+    /// The address the tunnel's server listens on [default: localhost].
+    #[arg(long, value_name = "ADDR")]
+    tunnel_remote_bind: Option<String>,
+    /// The tunnel server's host key: SHA256:... or its public key line.
+    #[arg(long, value_name = "KEY")]
+    tunnel_host_key: Option<String>,
 }
 
 pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<()> {
@@ -55,8 +67,16 @@ pub async fn run(data_dir: Option<PathBuf>, args: ServeArgs) -> anyhow::Result<(
     if let Some(url) = &args.public_url {
         settings.set("public_url", url)?;
     }
-    if let Some(url) = &args.relay_url {
-        settings.set("relay_url", url)?;
+    for (key, value) in [
+        ("relay_url", &args.relay_url),
+        ("tunnel_ssh", &args.tunnel_ssh),
+        ("tunnel_remote_port", &args.tunnel_remote_port),
+        ("tunnel_remote_bind", &args.tunnel_remote_bind),
+        ("tunnel_host_key", &args.tunnel_host_key),
+    ] {
+        if let Some(value) = value {
+            settings.set(key, value)?;
+        }
     }
     let running = crate::agent::start(crate::agent::Config {
         data_dir: data_dir.clone(),

@@ -82,6 +82,19 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(a.clone())
         .and(who.clone())
         .then(tunnel);
+    let tunnel_key = base()
+        .and(warp::path!("tunnel" / "key"))
+        .and(warp::get())
+        .and(a.clone())
+        .and(who.clone())
+        .then(tunnel_key);
+    let set_tunnel_key = base()
+        .and(warp::path!("tunnel" / "key"))
+        .and(warp::post())
+        .and(a.clone())
+        .and(who.clone())
+        .and(json_body())
+        .then(set_tunnel_key);
     let list_pulls = base()
         .and(warp::path!("pulls"))
         .and(warp::get())
@@ -108,6 +121,10 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(list_pulls)
         .unify()
         .or(tunnel)
+        .unify()
+        .or(tunnel_key)
+        .unify()
+        .or(set_tunnel_key)
         .unify()
         .map(|r: ApiResult| r.unwrap_or_else(ApiError::into_response))
         .boxed()
@@ -314,4 +331,51 @@ async fn list_pulls(agent: Arc<Agent>, caller: Caller, query: Query) -> ApiResul
 async fn tunnel(agent: Arc<Agent>, caller: Caller) -> ApiResult {
     caller.require()?;
     json_reply(StatusCode::OK, &agent.tunnel.status())
+}
+
+/// The SSH tunnel's public key (to put in the server's `authorized_keys`).
+async fn tunnel_key(agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    caller.require_admin()?;
+    let key = agent
+        .db(|a| crate::tunnel::ssh::public_key(a).map_err(ApiError::internal))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("no tunnel key (make one: `hangar tunnel key generate`)")
+        })?;
+    json_reply(StatusCode::OK, &key_reply(&key))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTunnelKey {
+    /// An unencrypted OpenSSH private key to import; without it a new
+    /// ed25519 key is made.
+    private_key: Option<String>,
+    #[serde(default)]
+    replace: bool,
+}
+
+/// Makes or imports the SSH tunnel's client key; answers with its public half.
+async fn set_tunnel_key(agent: Arc<Agent>, caller: Caller, body: NewTunnelKey) -> ApiResult {
+    use crate::tunnel::ssh::KeyError;
+    caller.require_admin()?;
+    let key = agent
+        .db(move |a| {
+            crate::tunnel::ssh::set_key(a, body.private_key.as_deref(), body.replace).map_err(|e| {
+                match e {
+                    KeyError::Exists => ApiError::conflict(e.to_string()),
+                    KeyError::Invalid(_) => ApiError::bad_request(e.to_string()),
+                    KeyError::Store(_) => ApiError::internal(e),
+                }
+            })
+        })
+        .await?;
+    json_reply(StatusCode::CREATED, &key_reply(&key))
+}
+
+fn key_reply(public_key: &str) -> serde_json::Value {
+    let fingerprint = hangar_core::store::ssh_keys::parse(public_key)
+        .map(|k| k.fingerprint)
+        .unwrap_or_default();
+    serde_json::json!({ "public_key": public_key, "fingerprint": fingerprint })
 }

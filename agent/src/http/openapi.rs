@@ -46,6 +46,9 @@ fn forges(doc: &mut Value) {
         "forge": { "type": "string", "description": "Forge account name, when several serve the provider" },
         "name": { "type": "string", "description": "Local OWNER/NAME" },
         "public": { "type": "boolean" } } });
+    schemas["NewTunnelKey"] = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "private_key": { "type": "string", "description": "An unencrypted OpenSSH private key to import; without it a new ed25519 key is made. Stored in the SecretStore, never shown" },
+        "replace": { "type": "boolean", "description": "Replace an existing key (409 otherwise)" } } });
     let paths = &mut doc["paths"];
     paths["/api/v1/forges"] = json!({
         "get": op("Forge accounts (never their tokens)", "forges"),
@@ -59,7 +62,11 @@ fn forges(doc: &mut Value) {
     paths["/api/v1/deliveries"] = json!({ "get": params(op("Webhook deliveries, newest first (admin)", "webhooks"), &[("limit", "query")]) });
     paths["/api/v1/deliveries/{id}"] = json!({ "get": params(op("One webhook delivery and its processing result (admin)", "webhooks"), &[("id", "path")]) });
     paths["/api/v1/deliveries/{id}/replay"] = json!({ "post": params(op("Process a delivery again (admin); answers 202", "webhooks"), &[("id", "path")]) });
-    paths["/api/v1/tunnel"] = json!({ "get": op("The webhook tunnel: kind, public URL, connected, deliveries relayed, last error", "webhooks") });
+    paths["/api/v1/tunnel"] = json!({ "get": op("The webhook tunnel: kind, public URL, connected, deliveries carried, last error", "webhooks") });
+    paths["/api/v1/tunnel/key"] = json!({
+        "get": op("The SSH tunnel's public key and fingerprint (admin)", "webhooks"),
+        "post": with_body(op("Make or import the SSH tunnel's client key (admin); answers with its public key", "webhooks"), "NewTunnelKey", true)
+    });
     paths["/api/v1/pulls"] = json!({ "get": params(op("Pull and merge requests of hosted repos, recently updated first", "forges"), &[("state", "query"), ("limit", "query")]) });
 }
 

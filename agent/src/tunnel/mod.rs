@@ -1,9 +1,11 @@
 //! Tunnels that make `/hooks/*` reachable from the internet when the Mac has
-//! no public address. Today: the [`relay`] client for smee.io-style channels.
-//! Whatever arrives is re-posted to this agent's own receivers, so it is
-//! verified and stored exactly like a direct delivery.
+//! no public address: the [`ssh`] reverse tunnel to a server the user owns,
+//! or the [`relay`] client for smee.io-style channels. Whatever arrives goes
+//! to this agent's own receivers, so it is verified and stored exactly like
+//! a direct delivery.
 
 pub mod relay;
+pub mod ssh;
 
 use std::sync::Mutex;
 
@@ -12,21 +14,30 @@ use serde::Serialize;
 /// What `hangar tunnel status` shows.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TunnelStatus {
-    /// `relay`, or `none` when no tunnel is configured.
+    /// `ssh`, `relay`, or `none` when no tunnel is configured.
     pub kind: &'static str,
-    /// The URL forges post to (the relay channel).
+    /// The URL forges post to (the relay channel; for `ssh`, `public_url`).
     pub public_url: Option<String>,
     pub connected: bool,
-    /// Events re-posted since the agent started.
+    /// Deliveries carried since the agent started.
     pub deliveries: u64,
     pub last_delivery: Option<String>,
+    /// Why the tunnel is down, or went down last, in plain words.
     pub last_error: Option<String>,
+    /// `ssh`: the server, `user@host:port`.
+    pub server: Option<String>,
+    /// `ssh`: where the server listens for webhooks, `address:port`.
+    pub remote_listen: Option<String>,
+    /// `ssh`: when the current (or last) session started.
+    pub last_connected: Option<String>,
 }
 
 /// The tunnel's live state.
 #[derive(Default)]
 pub struct Tunnel {
     status: Mutex<TunnelStatus>,
+    /// Wakes a waiting tunnel to retry now (a new SSH client key).
+    wake: tokio::sync::Notify,
 }
 
 impl Tunnel {
@@ -43,6 +54,14 @@ impl Tunnel {
             };
         }
         status
+    }
+
+    /// Records that the tunnel is down, and why.
+    fn down(&self, why: String) {
+        self.update(|s| {
+            s.connected = false;
+            s.last_error = Some(why);
+        });
     }
 
     fn update(&self, f: impl FnOnce(&mut TunnelStatus)) {

@@ -49,10 +49,7 @@ pub fn start(agent: Arc<Agent>, channel: String) -> tokio::task::JoinHandle<()> 
                 Err(e) => e,
             };
             tracing::info!(retry_in = ?backoff, "relay: {error}");
-            agent.tunnel.update(|s| {
-                s.connected = false;
-                s.last_error = Some(error);
-            });
+            agent.tunnel.down(error);
             tokio::select! {
                 _ = agent.builds.stop.cancelled() => return,
                 _ = tokio::time::sleep(backoff) => {}
