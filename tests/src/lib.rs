@@ -179,6 +179,25 @@ impl Agent {
         self.spawn();
     }
 
+    /// Posts a webhook delivery (headers, body) to `/hooks/PROVIDER`;
+    /// returns the status and JSON answer.
+    pub fn deliver(
+        &self,
+        provider: &str,
+        (headers, body): &(Vec<(String, String)>, Vec<u8>),
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/hooks/{provider}", self.url))
+            .body(body.clone());
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let response = request.send().expect("agent answers");
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
     /// Calls the API with the admin token; returns status and JSON (Null when empty).
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.api_as(Some(&self.token), method, path, body)

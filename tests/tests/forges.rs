@@ -93,24 +93,6 @@ fn wait_until(agent: &Agent, what: &str, ok: impl Fn() -> bool) {
     }
 }
 
-/// Posts a delivery to the agent; returns the status and JSON answer.
-fn post(
-    http: &reqwest::blocking::Client,
-    agent: &Agent,
-    provider: &str,
-    (headers, body): &(Vec<(String, String)>, Vec<u8>),
-) -> (u16, Value) {
-    let mut request = http
-        .post(format!("{}/hooks/{provider}", agent.url))
-        .body(body.clone());
-    for (k, v) in headers {
-        request = request.header(k, v);
-    }
-    let response = request.send().expect("agent answers");
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
-}
-
 impl Hosted {
     /// Commits to the work repo, pushes it upstream, returns (before, after).
     fn push_upstream(&self, file: &str) -> (String, String) {
@@ -175,11 +157,7 @@ impl Hosted {
 fn signed_push_builds_and_statuses_land_on_the_forge() {
     let h = hosted();
     let (before, after) = h.push_upstream("one.txt");
-    let http = reqwest::blocking::Client::new();
-    let (status, answer) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, answer) = h.agent.deliver("github",
         &h.push_delivery("d-push-1", &before, &after),
     );
     assert_eq!(status, 202, "{answer}");
@@ -241,12 +219,8 @@ fn pull_request_is_recorded_and_its_head_builds() {
         ],
     );
 
-    let http = reqwest::blocking::Client::new();
     let body = github_pull_request("octo/hello", "opened", 7, ("fix", &head), ("main", &base));
-    let (status, answer) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, answer) = h.agent.deliver("github",
         &github_delivery("pull_request", "d-pr-1", SECRET, &body),
     );
     assert_eq!(status, 202, "{answer}");
@@ -268,10 +242,7 @@ fn pull_request_is_recorded_and_its_head_builds() {
 
     // Closing updates the record and builds nothing.
     let body = github_pull_request("octo/hello", "closed", 7, ("fix", &head), ("main", &base));
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, _) = h.agent.deliver("github",
         &github_delivery("pull_request", "d-pr-2", SECRET, &body),
     );
     assert_eq!(status, 202);
@@ -326,8 +297,7 @@ fn the_same_delivery_100_times_and_after_a_restart_builds_once() {
     h.agent.wait_builds("octo/hello", 1);
 
     h.agent.restart();
-    let http = reqwest::blocking::Client::new();
-    let (status, answer) = post(&http, &h.agent, "github", &delivery);
+    let (status, answer) = h.agent.deliver("github", &delivery);
     assert_eq!(status, 202);
     assert_eq!(answer["duplicate"], true);
     std::thread::sleep(Duration::from_secs(2));
@@ -387,10 +357,7 @@ fn forged_and_malformed_requests_change_nothing() {
         }
         (headers, body.clone())
     };
-    let (status, v) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, v) = h.agent.deliver("github",
         &with("x-hub-signature-256", None),
     );
     assert_eq!(status, 401, "{v}");
@@ -401,17 +368,11 @@ fn forged_and_malformed_requests_change_nothing() {
             .contains("X-Hub-Signature-256"),
         "{v}"
     );
-    let (status, v) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, v) = h.agent.deliver("github",
         &with("x-hub-signature-256", Some("sha256=zz")),
     );
     assert_eq!(status, 401, "{v}");
-    let (status, v) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, v) = h.agent.deliver("github",
         &with("content-type", Some("application/x-www-form-urlencoded")),
     );
     assert_eq!(status, 415, "{v}");
@@ -422,12 +383,9 @@ fn forged_and_malformed_requests_change_nothing() {
             .contains("application/json"),
         "{v}"
     );
-    let (status, v) = post(&http, &h.agent, "github", &with("x-github-delivery", None));
+    let (status, v) = h.agent.deliver("github", &with("x-github-delivery", None));
     assert_eq!(status, 400, "{v}");
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "bitbucket",
+    let (status, _) = h.agent.deliver("bitbucket",
         &(headers.clone(), body.clone()),
     );
     assert_eq!(status, 404);
@@ -435,7 +393,7 @@ fn forged_and_malformed_requests_change_nothing() {
     let bad = b"{not json".to_vec();
     let mut signed = headers.clone();
     signed[5].1 = hangar_core::webhook::github_signature(SECRET.as_bytes(), &bad);
-    let (status, v) = post(&http, &h.agent, "github", &(signed, bad));
+    let (status, v) = h.agent.deliver("github", &(signed, bad));
     assert_eq!(status, 400, "{v}");
     assert!(
         v["error"]["message"]
@@ -470,11 +428,7 @@ fn an_acknowledged_delivery_is_processed_after_a_crash() {
     let (before, after) = h.push_upstream("one.txt");
     // The worker's fetch waits on the upstream, so the agent dies mid-way.
     h.upstream.hang();
-    let http = reqwest::blocking::Client::new();
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, _) = h.agent.deliver("github",
         &h.push_delivery("d-crash", &before, &after),
     );
     assert_eq!(status, 202);
@@ -491,11 +445,7 @@ fn statuses_wait_for_a_forge_that_is_down() {
     let h = hosted();
     h.standin.set_down(true);
     let (before, after) = h.push_upstream("one.txt");
-    let http = reqwest::blocking::Client::new();
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "github",
+    let (status, _) = h.agent.deliver("github",
         &h.push_delivery("d-down", &before, &after),
     );
     assert_eq!(status, 202);
@@ -548,18 +498,11 @@ fn gitlab_push_builds_and_reports_to_gitlab() {
     );
     let body = json!({ "object_kind": "push", "ref": "refs/heads/main", "before": before, "after": after,
                        "project": { "path_with_namespace": "group/app" } });
-    let http = reqwest::blocking::Client::new();
-    let (status, v) = post(
-        &http,
-        &agent,
-        "gitlab",
+    let (status, v) = agent.deliver("gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", "wrong", &body),
     );
     assert_eq!(status, 401, "{v}");
-    let (status, v) = post(
-        &http,
-        &agent,
-        "gitlab",
+    let (status, v) = agent.deliver("gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", &secret, &body),
     );
     assert_eq!(status, 202, "{v}");
