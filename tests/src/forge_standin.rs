@@ -118,9 +118,10 @@ impl ForgeStandin {
     }
 
     fn set_list(&self, key: &str, repos: &[&str]) {
-        self.lock()
-            .lists
-            .insert(key.to_owned(), repos.iter().map(|r| (*r).to_owned()).collect());
+        self.lock().lists.insert(
+            key.to_owned(),
+            repos.iter().map(|r| (*r).to_owned()).collect(),
+        );
     }
 
     /// Pages hold at most `n` repositories from now on.
@@ -187,7 +188,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>, down: &AtomicBool, token: &str
     let _ = reader.read_exact(&mut body);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let (status, extra, text) = if down.load(Ordering::SeqCst) {
-        (503, Vec::new(), json!({ "message": "stand-in is down" }).to_string())
+        (
+            503,
+            Vec::new(),
+            json!({ "message": "stand-in is down" }).to_string(),
+        )
     } else if let Some(listed) = list(state, &method, &path, &headers, token) {
         listed
     } else {
@@ -205,6 +210,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>, down: &AtomicBool, token: &str
     let _ = write!(stream, "{head}\r\n{text}");
 }
 
+/// An answer: status, extra headers, body.
+type Answer = (u16, Vec<(String, String)>, String);
+
 /// Repository lists: GitHub `GET /users/USER/starred`, `GET /orgs/ORG/repos`;
 /// GitLab `GET /api/v4/users/USER/starred_projects`,
 /// `GET /api/v4/groups/GROUP/projects`. Paged, with ETags.
@@ -214,7 +222,7 @@ fn list(
     path: &str,
     headers: &HashMap<String, String>,
     token: &str,
-) -> Option<(u16, Vec<(String, String)>, String)> {
+) -> Option<Answer> {
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     let (gitlab, key) = match segments.as_slice() {
@@ -237,7 +245,11 @@ fn list(
         headers.get("authorization").map(String::as_str) == Some(&format!("Bearer {token}"))
     };
     if !authorized {
-        return Some((401, Vec::new(), json!({ "message": "401 Unauthorized" }).to_string()));
+        return Some((
+            401,
+            Vec::new(),
+            json!({ "message": "401 Unauthorized" }).to_string(),
+        ));
     }
     let param = |name: &str| -> Option<usize> {
         query
@@ -247,7 +259,11 @@ fn list(
     };
     let mut state = state.lock().expect("stand-in state");
     let Some(all) = state.lists.get(&key).cloned() else {
-        return Some((404, Vec::new(), json!({ "message": "404 Not Found" }).to_string()));
+        return Some((
+            404,
+            Vec::new(),
+            json!({ "message": "404 Not Found" }).to_string(),
+        ));
     };
     let size = param("per_page")
         .unwrap_or(30)
@@ -289,11 +305,18 @@ fn list(
             extra.push(("x-next-page".to_owned(), (page + 1).to_string()));
         } else {
             let host = headers.get("host").cloned().unwrap_or_default();
-            let first: Vec<&str> = query.split('&').filter(|p| !p.starts_with("page=")).collect();
+            let first: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.starts_with("page="))
+                .collect();
             let link = |n: usize| format!("<http://{host}{route}?{}&page={n}>", first.join("&"));
             extra.push((
                 "link".to_owned(),
-                format!("{}; rel=\"next\", {}; rel=\"last\"", link(page + 1), link(pages)),
+                format!(
+                    "{}; rel=\"next\", {}; rel=\"last\"",
+                    link(page + 1),
+                    link(pages)
+                ),
             ));
         }
     } else if gitlab {

@@ -157,9 +157,9 @@ impl Hosted {
 fn signed_push_builds_and_statuses_land_on_the_forge() {
     let h = hosted();
     let (before, after) = h.push_upstream("one.txt");
-    let (status, answer) = h.agent.deliver("github",
-        &h.push_delivery("d-push-1", &before, &after),
-    );
+    let (status, answer) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-push-1", &before, &after));
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["duplicate"], false);
 
@@ -220,7 +220,8 @@ fn pull_request_is_recorded_and_its_head_builds() {
     );
 
     let body = github_pull_request("octo/hello", "opened", 7, ("fix", &head), ("main", &base));
-    let (status, answer) = h.agent.deliver("github",
+    let (status, answer) = h.agent.deliver(
+        "github",
         &github_delivery("pull_request", "d-pr-1", SECRET, &body),
     );
     assert_eq!(status, 202, "{answer}");
@@ -242,7 +243,8 @@ fn pull_request_is_recorded_and_its_head_builds() {
 
     // Closing updates the record and builds nothing.
     let body = github_pull_request("octo/hello", "closed", 7, ("fix", &head), ("main", &base));
-    let (status, _) = h.agent.deliver("github",
+    let (status, _) = h.agent.deliver(
+        "github",
         &github_delivery("pull_request", "d-pr-2", SECRET, &body),
     );
     assert_eq!(status, 202);
@@ -357,9 +359,9 @@ fn forged_and_malformed_requests_change_nothing() {
         }
         (headers, body.clone())
     };
-    let (status, v) = h.agent.deliver("github",
-        &with("x-hub-signature-256", None),
-    );
+    let (status, v) = h
+        .agent
+        .deliver("github", &with("x-hub-signature-256", None));
     assert_eq!(status, 401, "{v}");
     assert!(
         v["error"]["message"]
@@ -368,11 +370,12 @@ fn forged_and_malformed_requests_change_nothing() {
             .contains("X-Hub-Signature-256"),
         "{v}"
     );
-    let (status, v) = h.agent.deliver("github",
-        &with("x-hub-signature-256", Some("sha256=zz")),
-    );
+    let (status, v) = h
+        .agent
+        .deliver("github", &with("x-hub-signature-256", Some("sha256=zz")));
     assert_eq!(status, 401, "{v}");
-    let (status, v) = h.agent.deliver("github",
+    let (status, v) = h.agent.deliver(
+        "github",
         &with("content-type", Some("application/x-www-form-urlencoded")),
     );
     assert_eq!(status, 415, "{v}");
@@ -385,9 +388,9 @@ fn forged_and_malformed_requests_change_nothing() {
     );
     let (status, v) = h.agent.deliver("github", &with("x-github-delivery", None));
     assert_eq!(status, 400, "{v}");
-    let (status, _) = h.agent.deliver("bitbucket",
-        &(headers.clone(), body.clone()),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("bitbucket", &(headers.clone(), body.clone()));
     assert_eq!(status, 404);
     // Signed but not JSON: 400 with the reason.
     let bad = b"{not json".to_vec();
@@ -428,9 +431,9 @@ fn an_acknowledged_delivery_is_processed_after_a_crash() {
     let (before, after) = h.push_upstream("one.txt");
     // The worker's fetch waits on the upstream, so the agent dies mid-way.
     h.upstream.hang();
-    let (status, _) = h.agent.deliver("github",
-        &h.push_delivery("d-crash", &before, &after),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-crash", &before, &after));
     assert_eq!(status, 202);
     std::thread::sleep(Duration::from_millis(300));
     h.agent.kill();
@@ -445,9 +448,9 @@ fn statuses_wait_for_a_forge_that_is_down() {
     let h = hosted();
     h.standin.set_down(true);
     let (before, after) = h.push_upstream("one.txt");
-    let (status, _) = h.agent.deliver("github",
-        &h.push_delivery("d-down", &before, &after),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-down", &before, &after));
     assert_eq!(status, 202);
     let builds = h.agent.wait_builds("octo/hello", 1);
     assert_eq!(builds[0]["status"], "success");
@@ -498,11 +501,13 @@ fn gitlab_push_builds_and_reports_to_gitlab() {
     );
     let body = json!({ "object_kind": "push", "ref": "refs/heads/main", "before": before, "after": after,
                        "project": { "path_with_namespace": "group/app" } });
-    let (status, v) = agent.deliver("gitlab",
+    let (status, v) = agent.deliver(
+        "gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", "wrong", &body),
     );
     assert_eq!(status, 401, "{v}");
-    let (status, v) = agent.deliver("gitlab",
+    let (status, v) = agent.deliver(
+        "gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", &secret, &body),
     );
     assert_eq!(status, 202, "{v}");

@@ -516,8 +516,10 @@ fn add_forge(agent: &Agent, standin: &ForgeStandin, provider: &str) {
     let (status, forge) = agent.api(
         "POST",
         "/api/v1/forges",
-        Some(json!({ "provider": provider, "url": url, "token": FORGE_TOKEN,
-                     "webhook_secret": HOOK_SECRET, "allow_http": true })),
+        Some(
+            json!({ "provider": provider, "url": url, "token": FORGE_TOKEN,
+                     "webhook_secret": HOOK_SECRET, "allow_http": true }),
+        ),
     );
     assert_eq!(status, 201, "{forge}");
 }
@@ -579,7 +581,10 @@ fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
     assert!(requests[1].if_none_match.is_some(), "{requests:?}");
     assert_eq!(requests[1].status, 304);
     let polled = source(&agent, &id);
-    assert_eq!((polled["unchanged"].clone(), polled["repo_count"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (polled["unchanged"].clone(), polled["repo_count"].clone()),
+        (json!(1), json!(2))
+    );
     let (_, all) = agent.api("GET", "/api/v1/mirrors", None);
     assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
 
@@ -590,7 +595,10 @@ fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
     assert_eq!(mirror(&agent, "octo/b")["state"], "archived");
     assert_eq!(mirror(&agent, "octo/a")["state"], "ok");
     let scratch = tempfile::tempdir().unwrap();
-    git(scratch.path(), &["clone", "-q", &agent.git_url("octo/b"), "b"]);
+    git(
+        scratch.path(),
+        &["clone", "-q", &agent.git_url("octo/b"), "b"],
+    );
     let table = stdout(&agent.cli(&["mirror", "list"]));
     assert!(table.contains("archived"), "{table}");
     let sources: Value =
@@ -601,12 +609,22 @@ fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
     // It comes back: the archived mirror syncs again.
     standin.set_starred("mona", &["octo/a", "octo/b"]);
     stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
-    wait_for(&agent, "octo/b", "the mirror to resume", |m| m["state"] == "ok");
+    wait_for(&agent, "octo/b", "the mirror to resume", |m| {
+        m["state"] == "ok"
+    });
 
     // A push webhook for a synced repository fetches it at once (its
     // interval is an hour).
     let work = tempfile::tempdir().unwrap();
-    git(work.path(), &["clone", "-q", upstream.path("octo/a").to_str().unwrap(), "w"]);
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            upstream.path("octo/a").to_str().unwrap(),
+            "w",
+        ],
+    );
     let w = work.path().join("w");
     commit_file(&w, "new.txt", b"new");
     git(&w, &["push", "-q", "origin", "HEAD:main"]);
@@ -633,7 +651,11 @@ fn org_and_group_sync_follow_pagination() {
     let upstream = Upstream::http(None);
     let standin = ForgeStandin::start(FORGE_TOKEN);
     upstream_repos(&upstream, &standin, &["acme/one", "acme/two", "acme/three"]);
-    upstream_repos(&upstream, &standin, &["grp/sub/four", "grp/five", "grp/six"]);
+    upstream_repos(
+        &upstream,
+        &standin,
+        &["grp/sub/four", "grp/five", "grp/six"],
+    );
     standin.set_org("acme", &["acme/one", "acme/two", "acme/three"]);
     standin.set_group("grp", &["grp/sub/four", "grp/five", "grp/six"]);
     standin.set_page_size(2);
@@ -641,18 +663,32 @@ fn org_and_group_sync_follow_pagination() {
     add_forge(&agent, &standin, "gitlab");
 
     let org: Value = serde_json::from_str(&stdout(&agent.cli(&[
-        "mirror", "sync-org", "github:acme", "--wait", "--json",
+        "mirror",
+        "sync-org",
+        "github:acme",
+        "--wait",
+        "--json",
     ])))
     .unwrap();
     assert_eq!(org["repo_count"], 3, "{org}");
     let group: Value = serde_json::from_str(&stdout(&agent.cli(&[
-        "mirror", "sync-org", "gitlab:grp", "--wait", "--json",
+        "mirror",
+        "sync-org",
+        "gitlab:grp",
+        "--wait",
+        "--json",
     ])))
     .unwrap();
     assert_eq!(group["repo_count"], 3, "{group}");
-    let paths: Vec<String> = standin.list_requests().into_iter().map(|r| r.path).collect();
+    let paths: Vec<String> = standin
+        .list_requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
     assert!(
-        paths.iter().any(|p| p.starts_with("/orgs/acme/repos?") && p.ends_with("&page=2")),
+        paths
+            .iter()
+            .any(|p| p.starts_with("/orgs/acme/repos?") && p.ends_with("&page=2")),
         "{paths:?}"
     );
     assert!(
@@ -702,7 +738,12 @@ fn a_push_webhook_fetches_a_plain_pull_mirror_at_once() {
     commit_file(work.path(), "b.txt", b"b");
     git(
         work.path(),
-        &["push", "-q", upstream.path("octo/plain").to_str().unwrap(), "main"],
+        &[
+            "push",
+            "-q",
+            upstream.path("octo/plain").to_str().unwrap(),
+            "main",
+        ],
     );
     let after = git(work.path(), &["rev-parse", "HEAD"]).trim().to_owned();
     // Matched by the clone URL the payload names (the local name differs).
@@ -717,6 +758,9 @@ fn a_push_webhook_fetches_a_plain_pull_mirror_at_once() {
         refs(&agent.repo_path("acme/plain")) == refs(&upstream.path("octo/plain"))
     });
     let (_, deliveries) = agent.api("GET", "/api/v1/deliveries", None);
-    let result = deliveries["items"][0]["result"].as_str().unwrap_or_default().to_owned();
+    let result = deliveries["items"][0]["result"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(result.contains("acme/plain"), "{deliveries}");
 }

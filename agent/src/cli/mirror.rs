@@ -335,8 +335,10 @@ async fn sync_source(client: &Client, kind: &str, args: SyncArgs) -> anyhow::Res
         .call(
             Method::POST,
             "/mirror-sources",
-            Some(json!({ "kind": kind, "spec": args.spec, "forge": args.forge, "public": args.public,
-                "interval_secs": interval_secs(args.interval.as_deref())? })),
+            Some(
+                json!({ "kind": kind, "spec": args.spec, "forge": args.forge, "public": args.public,
+                "interval_secs": interval_secs(args.interval.as_deref())? }),
+            ),
         )
         .await?;
     let id = s(&v["id"]);
@@ -357,11 +359,17 @@ async fn sync_source(client: &Client, kind: &str, args: SyncArgs) -> anyhow::Res
         s(&v["kind"]),
         s(&v["interval_secs"])
     );
-    println!("  follow it with `hangar mirror sources`; stop with `hangar mirror sources remove {id}`");
+    println!(
+        "  follow it with `hangar mirror sources`; stop with `hangar mirror sources remove {id}`"
+    );
     Ok(())
 }
 
-async fn sources(client: &Client, command: Option<SourcesCommand>, json: bool) -> anyhow::Result<()> {
+async fn sources(
+    client: &Client,
+    command: Option<SourcesCommand>,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
         None => {
             let v = client.get("/mirror-sources").await?;
@@ -370,7 +378,9 @@ async fn sources(client: &Client, command: Option<SourcesCommand>, json: bool) -
             }
             let items = v["items"].as_array().cloned().unwrap_or_default();
             if items.is_empty() {
-                println!("No sync sources yet. Add one with `hangar mirror sync-starred github:USER` or `hangar mirror sync-org github:ORG`.");
+                println!(
+                    "No sync sources yet. Add one with `hangar mirror sync-starred github:USER` or `hangar mirror sync-org github:ORG`."
+                );
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = items
@@ -388,23 +398,44 @@ async fn sources(client: &Client, command: Option<SourcesCommand>, json: bool) -
                 })
                 .collect();
             table::print(
-                &["ID", "KIND", "SOURCE", "FORGE", "REPOS", "LAST POLL", "LAST ERROR"],
+                &[
+                    "ID",
+                    "KIND",
+                    "SOURCE",
+                    "FORGE",
+                    "REPOS",
+                    "LAST POLL",
+                    "LAST ERROR",
+                ],
                 &rows,
             );
         }
         Some(SourcesCommand::Poll { id, wait }) => {
             let path = source_path(&id)?;
             let before = client.get(&path).await?;
-            client.call(Method::POST, &format!("{path}/poll"), None).await?;
+            client
+                .call(Method::POST, &format!("{path}/poll"), None)
+                .await?;
             if wait {
                 let done = wait_for_poll(client, &id, &before["last_poll"]).await?;
-                return if json { print_json(&done) } else { report_source(&done) };
+                return if json {
+                    print_json(&done)
+                } else {
+                    report_source(&done)
+                };
             }
-            println!("Poll of {} requested; see `hangar mirror sources`.", s(&before["spec"]));
+            println!(
+                "Poll of {} requested; see `hangar mirror sources`.",
+                s(&before["spec"])
+            );
         }
         Some(SourcesCommand::Remove { id }) => {
-            client.call(Method::DELETE, &source_path(&id)?, None).await?;
-            println!("Stopped syncing source {id}; the mirrors it made stay (remove them with `hangar mirror remove NAME`).");
+            client
+                .call(Method::DELETE, &source_path(&id)?, None)
+                .await?;
+            println!(
+                "Stopped syncing source {id}; the mirrors it made stay (remove them with `hangar mirror remove NAME`)."
+            );
         }
     }
     Ok(())
@@ -431,7 +462,12 @@ async fn wait_for_poll(client: &Client, id: &str, before: &Value) -> anyhow::Res
 }
 
 fn report_source(v: &Value) -> anyhow::Result<()> {
-    println!("{}  ({} via {})", s(&v["spec"]), s(&v["kind"]), s(&v["forge"]));
+    println!(
+        "{}  ({} via {})",
+        s(&v["spec"]),
+        s(&v["kind"]),
+        s(&v["forge"])
+    );
     println!("  id            {}", s(&v["id"]));
     println!("  repositories  {}", s(&v["repo_count"]));
     println!("  last poll     {}", s(&v["last_poll"]));

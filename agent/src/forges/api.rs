@@ -64,9 +64,7 @@ impl Api {
         extra: &[(&'static str, &'static str)],
     ) -> Result<Option<(Value, HeaderMap)>, ForgeError> {
         let what = format!("GET {path}");
-        let (status, headers, bytes) = self
-            .exchange(Method::GET, path, None, extra, etag)
-            .await?;
+        let (status, headers, bytes) = self.exchange(Method::GET, path, None, extra, etag).await?;
         if status == StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
@@ -194,9 +192,10 @@ pub fn next_link(header: &str, base: &str) -> Result<Option<String>, String> {
         .strip_prefix(base)
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .ok_or_else(|| format!("the next page {target:.120} is not below {base}"))?;
-    if path.len() > 2000 || path.contains("..") || path.bytes().any(|b| b <= b' ' || b >= 0x7f)
-    {
-        return Err(format!("the next page {target:.120} is not a plain API path"));
+    if path.len() > 2000 || path.contains("..") || path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return Err(format!(
+            "the next page {target:.120} is not a plain API path"
+        ));
     }
     Ok(Some(path.to_owned()))
 }

@@ -146,14 +146,19 @@ impl Forge for GitLab {
             };
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
             // GitLab names the next page's number; empty on the last page.
-            let next_path = match header("x-next-page").map(str::trim).filter(|n| !n.is_empty()) {
+            let next_path = match header("x-next-page")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            {
                 Some(n) => {
                     let page = n
                         .parse::<u32>()
                         .ok()
                         .filter(|p| (2..=MAX_PAGE_NUMBER).contains(p))
                         .ok_or_else(|| {
-                            ForgeError::Request(format!("GET {path}: X-Next-Page {n:.20} is not a page number"))
+                            ForgeError::Request(format!(
+                                "GET {path}: X-Next-Page {n:.20} is not a page number"
+                            ))
                         })?;
                     let first = path.split("&page=").next().unwrap_or(path);
                     Some(format!("{first}&page={page}"))

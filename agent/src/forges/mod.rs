@@ -110,7 +110,12 @@ const MAX_PAGE_ITEMS: usize = 1000;
 
 /// The repositories of one list page: `name` and `url` are the fields that
 /// hold the forge path and the HTTPS clone URL.
-fn listed(path: &str, answer: &serde_json::Value, name: &str, url: &str) -> Result<Vec<Listed>, ForgeError> {
+fn listed(
+    path: &str,
+    answer: &serde_json::Value,
+    name: &str,
+    url: &str,
+) -> Result<Vec<Listed>, ForgeError> {
     let items = answer
         .as_array()
         .ok_or_else(|| ForgeError::Request(format!("GET {path}: the answer is not a list")))?;

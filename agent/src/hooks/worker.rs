@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hangar_core::ids::ForgeId;
+use hangar_core::mirror::url::MirrorUrl;
 use hangar_core::store::deliveries::{self, Delivery};
 use hangar_core::store::events::{self, RefUpdate};
 use hangar_core::store::forges::{self, HostedRepo, Provider};
-use hangar_core::ids::ForgeId;
-use hangar_core::mirror::url::MirrorUrl;
 use hangar_core::store::{mirror_sources, mirrors, now_ms, pulls};
 use hangar_core::webhook::{self, Event};
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use hangar_core::repo_name::RepoName;
 use hangar_core::ids::SourceId;
+use hangar_core::repo_name::RepoName;
 use hangar_core::store::mirror_sources;
 use hangar_core::store::mirrors::{self, Mirror};
 use hangar_core::store::{now_ms, repos};
@@ -478,7 +478,8 @@ async fn find_source(
     id: &str,
 ) -> Result<mirror_sources::Source, ApiError> {
     caller.require_admin()?;
-    let missing = || ApiError::not_found(format!("no sync source {id} (see `hangar mirror sources`)"));
+    let missing =
+        || ApiError::not_found(format!("no sync source {id} (see `hangar mirror sources`)"));
     let id: SourceId = id.parse().map_err(|_| missing())?;
     agent
         .db(move |a| {

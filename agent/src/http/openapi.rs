@@ -75,7 +75,8 @@ fn forges(doc: &mut Value) {
         "get": params(op("One sync source (admin)", "mirrors"), &[("id", "path")]),
         "delete": params(op("Stop following a source; its mirrors stay (admin)", "mirrors"), &[("id", "path")])
     });
-    paths["/api/v1/mirror-sources/{id}/poll"] = json!({ "post": params(op("Poll a source now (admin)", "mirrors"), &[("id", "path")]) });
+    paths["/api/v1/mirror-sources/{id}/poll"] =
+        json!({ "post": params(op("Poll a source now (admin)", "mirrors"), &[("id", "path")]) });
     paths["/api/v1/pulls"] = json!({ "get": params(op("Pull and merge requests of hosted repos, recently updated first", "forges"), &[("state", "query"), ("limit", "query")]) });
 }
 

@@ -140,7 +140,11 @@ async fn run(agent: Arc<Agent>) {
                 let all = mirror_times
                     .into_iter()
                     .map(|(id, at)| (Job::Mirror(id), at))
-                    .chain(source_times.into_iter().map(|(id, at)| (Job::Source(id), at)));
+                    .chain(
+                        source_times
+                            .into_iter()
+                            .map(|(id, at)| (Job::Source(id), at)),
+                    );
                 for (job, at) in all {
                     if running.contains(&job) {
                         continue;

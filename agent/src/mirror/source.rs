@@ -196,7 +196,9 @@ async fn run(
                 page
             }
             None => before.cloned().ok_or_else(|| {
-                ForgeError::Request(format!("GET {next}: 304 to a request that was not conditional"))
+                ForgeError::Request(format!(
+                    "GET {next}: 304 to a request that was not conditional"
+                ))
             })?,
         };
         path = page.next_path.clone();
@@ -360,17 +362,16 @@ async fn adoptable(
     let url = MirrorUrl::parse(clone_url, allow_http).ok()?.to_string();
     agent
         .db(move |a| {
-            a.store
-                .read(|c| {
-                    let Some(repo) = repos::by_name(c, &name)? else {
-                        return Ok(None);
-                    };
-                    Ok::<_, anyhow::Error>(
-                        mirrors::get(c, repo.id)?
-                            .filter(|m| m.kind == Kind::Pull && m.url == url)
-                            .map(|m| m.repo_id),
-                    )
-                })
+            a.store.read(|c| {
+                let Some(repo) = repos::by_name(c, &name)? else {
+                    return Ok(None);
+                };
+                Ok::<_, anyhow::Error>(
+                    mirrors::get(c, repo.id)?
+                        .filter(|m| m.kind == Kind::Pull && m.url == url)
+                        .map(|m| m.repo_id),
+                )
+            })
         })
         .await
         .ok()

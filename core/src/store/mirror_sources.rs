@@ -107,7 +107,8 @@ const SELECT: &str = "SELECT s.*, f.name AS forge, f.provider FROM mirror_source
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
     let provider: String = row.get("provider")?;
     let kind: String = row.get("kind")?;
-    let count = |name: &str| -> rusqlite::Result<u32> { Ok(row.get::<_, i64>(name)?.max(0) as u32) };
+    let count =
+        |name: &str| -> rusqlite::Result<u32> { Ok(row.get::<_, i64>(name)?.max(0) as u32) };
     Ok(Source {
         id: row.get("id")?,
         forge_id: row.get("forge_id")?,
@@ -272,7 +273,12 @@ pub fn unchanged(conn: &Connection, id: SourceId) -> Result<()> {
 
 /// A poll that read the list; `error` names repositories that could not be
 /// mirrored (the poll itself succeeded).
-pub fn succeed(conn: &Connection, id: SourceId, repo_count: usize, error: Option<&str>) -> Result<()> {
+pub fn succeed(
+    conn: &Connection,
+    id: SourceId,
+    repo_count: usize,
+    error: Option<&str>,
+) -> Result<()> {
     let now = now_ms();
     conn.execute(
         "UPDATE mirror_sources SET last_poll = ?2, last_success = ?2, last_error = ?4, failures = 0,
@@ -308,7 +314,13 @@ mod tests {
         let (_dir, store) = test_store();
         let source = store
             .write(|tx| {
-                let forge = forges::create(tx, "github", Provider::Github, "https://api.github.com", false)?;
+                let forge = forges::create(
+                    tx,
+                    "github",
+                    Provider::Github,
+                    "https://api.github.com",
+                    false,
+                )?;
                 let new = NewSource {
                     forge: forge.id,
                     kind: SourceKind::Starred,

@@ -191,8 +191,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Mirror>> {
 
 /// Pull mirrors of `url` (as stored: the parsed, normalised URL).
 pub fn pull_by_url(conn: &Connection, url: &str) -> Result<Vec<RepoId>> {
-    let mut stmt =
-        conn.prepare("SELECT repo_id FROM mirrors WHERE kind = 'pull' AND url = ?1")?;
+    let mut stmt = conn.prepare("SELECT repo_id FROM mirrors WHERE kind = 'pull' AND url = ?1")?;
     let rows = stmt
         .query_map([url], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
