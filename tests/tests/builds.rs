@@ -444,3 +444,68 @@ fn jobs_wait_while_the_host_is_short_of_memory() {
     let builds = agent.wait_builds("acme/app", 1);
     assert_eq!(builds[0]["status"], "success", "{builds:?}");
 }
+
+const WITH_SUBMODULES: &str = r#"
+on: push
+jobs:
+  build:
+    runs-on: self-hosted
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          submodules: recursive
+      - run: cat lib/lib.txt
+"#;
+
+/// A repository whose `lib` submodule (commit `lib_sha`) comes from `url`.
+fn push_with_submodule(agent: &Agent, repo: &str, url: &str, lib_sha: &str) {
+    agent.create_repo(repo, false);
+    let work = work_repo(&[(".github/workflows/ci.yml", WITH_SUBMODULES.as_bytes())]);
+    std::fs::write(
+        work.path().join(".gitmodules"),
+        format!("[submodule \"lib\"]\n\tpath = lib\n\turl = {url}\n"),
+    )
+    .expect("write .gitmodules");
+    git(work.path(), &["add", ".gitmodules"]);
+    let gitlink = format!("160000,{lib_sha},lib");
+    git(
+        work.path(),
+        &["update-index", "--add", "--cacheinfo", &gitlink],
+    );
+    git(work.path(), &["commit", "-q", "-m", "add lib"]);
+    git(work.path(), &["push", "-q", &agent.git_url(repo), "main"]);
+}
+
+#[test]
+fn checkout_brings_submodules_from_this_host_only() {
+    let agent = Agent::start();
+    agent.create_repo("acme/lib", false);
+    let lib = work_repo(&[("lib.txt", b"from the library\n")]);
+    git(
+        lib.path(),
+        &["push", "-q", &agent.git_url("acme/lib"), "main"],
+    );
+    let lib_sha = git(lib.path(), &["rev-parse", "HEAD"]);
+
+    push_with_submodule(&agent, "acme/app", "../lib.git", &lib_sha);
+    let build = agent.build(agent.wait_builds("acme/app", 1)[0]["id"].as_str().unwrap());
+    let log = agent.job_log(&build, job_named(&build, "build"));
+    assert_eq!(build["status"], "success", "{log}");
+    assert!(log.contains("from the library"), "{log}");
+
+    // A submodule from the internet is refused with the way out, not fetched.
+    push_with_submodule(
+        &agent,
+        "acme/web",
+        "https://example.invalid/lib.git",
+        &lib_sha,
+    );
+    let build = agent.build(agent.wait_builds("acme/web", 1)[0]["id"].as_str().unwrap());
+    let log = agent.job_log(&build, job_named(&build, "build"));
+    assert_eq!(build["status"], "failure", "{log}");
+    assert!(
+        log.contains("not a repository on this host")
+            && log.contains("hangar mirror add https://example.invalid/lib.git"),
+        "{log}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod admission;
 pub mod archive;
 pub mod artifacts;
 pub mod cache;
+pub mod checkout;
 pub mod docker;
 pub mod log;
 pub mod output;

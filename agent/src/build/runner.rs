@@ -21,7 +21,7 @@ use super::artifacts::{self, Dirs};
 use super::docker::{self, Container};
 use super::log::JobLog;
 use super::output::{self, Command, Lines, Piece};
-use super::{cache, xcode};
+use super::{cache, checkout, xcode};
 use crate::agent::Agent;
 
 /// Bytes of a line without a newline kept before it goes to the log in parts.
@@ -580,79 +580,29 @@ impl JobRun<'_> {
         }
     }
 
-    async fn checkout(&mut self, with: &BTreeMap<String, String>) -> Result<(), String> {
-        let build = self.agent.db({
-            let id = self.job.build_id;
-            move |a| {
+    async fn checkout(&self, with: &BTreeMap<String, String>) -> Result<(), String> {
+        let id = self.job.build_id;
+        let build = self
+            .agent
+            .db(move |a| {
                 a.store
                     .read(|c| builds::get(c, id))
                     .map_err(anyhow::Error::from)
-            }
-        });
-        let build = build
+            })
             .await
             .map_err(|e| e.to_string())?
             .ok_or("the build is gone")?;
-        let name =
-            hangar_core::repo_name::RepoName::parse(&build.repo).map_err(|e| e.to_string())?;
-        let source = crate::git::repos::path(&self.agent.data, &name);
-        let target = match with.get("path") {
-            Some(p) if !p.is_empty() => {
-                let p = Path::new(p);
-                if p.is_absolute()
-                    || p.components()
-                        .any(|c| matches!(c, std::path::Component::ParentDir))
-                {
-                    return Err("actions/checkout `path` must stay inside the workspace".into());
-                }
-                self.workspace.join(p)
-            }
-            _ => self.workspace.clone(),
-        };
-        let rev = with
-            .get("ref")
-            .filter(|r| !r.is_empty())
-            .cloned()
-            .unwrap_or_else(|| self.sha.clone());
-        if rev.starts_with('-') {
-            return Err(format!("actions/checkout `ref` {rev:?} is not a ref"));
-        }
-        self.log(&format!("Checking out {} at {rev}", build.repo));
-        // A shared clone borrows the local repository's objects: no copying.
-        let steps: [Vec<String>; 2] = [
-            vec![
-                "clone".into(),
-                "--quiet".into(),
-                "--shared".into(),
-                "--no-checkout".into(),
-                "--".into(),
-                source.display().to_string(),
-                target.display().to_string(),
-            ],
-            vec![
-                "-C".into(),
-                target.display().to_string(),
-                "checkout".into(),
-                "--quiet".into(),
-                "--detach".into(),
-                rev.clone(),
-            ],
-        ];
-        for args in steps {
-            let out = tokio::process::Command::new("git")
-                .args(&args)
-                .output()
-                .await
-                .map_err(|e| format!("cannot run git: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "git {} failed: {}",
-                    args[0],
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-        }
-        Ok(())
+        checkout::run(
+            self.agent,
+            &build.repo,
+            &self.workspace,
+            &self.sha,
+            with,
+            |line| {
+                self.log(line);
+            },
+        )
+        .await
     }
 
     async fn run_script(
