@@ -556,11 +556,11 @@ fn webhooks_are_registered_at_the_public_url_and_follow_it() {
             .is_some_and(|hook| hook["config"]["url"] == "https://new.example/hooks/github")
     });
     assert_eq!(h.standin.hooks().len(), 1);
-    let (_, repos) = h.agent.api("GET", "/api/v1/hosted-repos", None);
-    assert_eq!(
-        repos["items"][0]["hook_url"],
-        "https://new.example/hooks/github"
-    );
+    // The agent records the hook after the forge answered the update.
+    wait_until(&h.agent, "the hosted repo to record the new hook", || {
+        let (_, repos) = h.agent.api("GET", "/api/v1/hosted-repos", None);
+        repos["items"][0]["hook_url"] == "https://new.example/hooks/github"
+    });
 }
 
 #[test]
