@@ -44,6 +44,8 @@ pub struct Settings {
     pub allow_local_mirrors: bool,
     /// How often a mirror syncs unless given its own interval, in seconds.
     pub mirror_interval_secs: u64,
+    /// How often a sync source (starred repos, an org) is polled, in seconds.
+    pub mirror_source_interval_secs: u64,
     /// Most mirror syncs running at once.
     pub mirror_concurrency: usize,
     /// The first retry delay of a failed sync, in seconds (doubles per failure).
@@ -94,6 +96,7 @@ impl Default for Settings {
             ssh_max_sessions: 64,
             allow_local_mirrors: false,
             mirror_interval_secs: 600,
+            mirror_source_interval_secs: 3600,
             mirror_concurrency: 4,
             mirror_backoff_secs: 30,
             mirror_failing_after: 3,
@@ -253,16 +256,16 @@ impl Settings {
                 self.allow_local_mirrors =
                     parse_bool(value).ok_or_else(|| bad("expected true or false".into()))?
             }
-            "mirror_interval_secs" | "mirror_backoff_secs" => {
+            "mirror_interval_secs" | "mirror_backoff_secs" | "mirror_source_interval_secs" => {
                 let secs = value
                     .parse::<u64>()
                     .ok()
                     .filter(|s| *s > 0)
                     .ok_or_else(|| bad("expected a whole number of seconds above 0".into()))?;
-                if key == "mirror_interval_secs" {
-                    self.mirror_interval_secs = secs;
-                } else {
-                    self.mirror_backoff_secs = secs;
+                match key {
+                    "mirror_interval_secs" => self.mirror_interval_secs = secs,
+                    "mirror_backoff_secs" => self.mirror_backoff_secs = secs,
+                    _ => self.mirror_source_interval_secs = secs,
                 }
             }
             "mirror_concurrency" => {

@@ -105,6 +105,10 @@ ulid_id!(
     /// A received webhook delivery.
     DeliveryId
 );
+ulid_id!(
+    /// A forge list (starred repos, an organization) that mirrors follow.
+    SourceId
+);
 
 #[cfg(test)]
 mod tests {

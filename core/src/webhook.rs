@@ -131,6 +131,25 @@ fn sha(v: &Value, path: &[&str]) -> Result<String, ParseError> {
     Ok(s.to_ascii_lowercase())
 }
 
+/// The clone URLs a delivery names for its repository (GitHub
+/// `repository.clone_url` and `ssh_url`, GitLab `project.git_http_url` and
+/// `git_ssh_url`): how plain mirrors of it are found.
+pub fn clone_urls(body: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    [
+        &["repository", "clone_url"][..],
+        &["repository", "ssh_url"],
+        &["project", "git_http_url"],
+        &["project", "git_ssh_url"],
+    ]
+    .iter()
+    .filter_map(|path| text(&v, path).ok())
+    .map(str::to_owned)
+    .collect()
+}
+
 /// Reads a GitHub delivery of event `event` (`X-GitHub-Event`).
 pub fn parse_github(event: &str, body: &[u8]) -> Result<Event, ParseError> {
     let v: Value =

@@ -6,6 +6,11 @@
 //! repository is a real `git http-backend` ([`crate::upstream::Upstream`]):
 //! the stand-in only answers with its clone URL.
 //!
+//! Repository lists (a user's starred repositories, an organization's or a
+//! group's repositories) are paged as documented (`Link: <...>; rel="next"`
+//! on GitHub, `X-Next-Page` on GitLab) and carry an `ETag`; a request whose
+//! `If-None-Match` matches gets 304 with no body.
+//!
 //! It also makes webhook deliveries in the documented formats (headers,
 //! HMAC-SHA256 signature) for tests to post to the agent.
 
@@ -25,12 +30,26 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// One request for a repository list, and how it was answered.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    /// Path and query, as sent.
+    pub path: String,
+    pub if_none_match: Option<String>,
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct State {
     /// Repository path (`octo/hello`) → clone URL.
     repos: HashMap<String, String>,
     hooks: Vec<Value>,
     recorded: Vec<Recorded>,
+    /// `starred/USER`, `org/ORG`, `group/GROUP` → repository paths.
+    lists: HashMap<String, Vec<String>>,
+    /// Most repositories per page (below `per_page`, as forges may).
+    page_size: Option<usize>,
+    list_requests: Vec<ListRequest>,
 }
 
 /// The stand-in server. It stops when the test process ends.
@@ -81,6 +100,38 @@ impl ForgeStandin {
         self.lock()
             .repos
             .insert(path.to_owned(), clone_url.to_owned());
+    }
+
+    /// The repositories `user` has starred (GitHub and GitLab).
+    pub fn set_starred(&self, user: &str, repos: &[&str]) {
+        self.set_list(&format!("starred/{user}"), repos);
+    }
+
+    /// The repositories of GitHub organization `org`.
+    pub fn set_org(&self, org: &str, repos: &[&str]) {
+        self.set_list(&format!("org/{org}"), repos);
+    }
+
+    /// The projects of GitLab group `group` (subgroups included).
+    pub fn set_group(&self, group: &str, repos: &[&str]) {
+        self.set_list(&format!("group/{group}"), repos);
+    }
+
+    fn set_list(&self, key: &str, repos: &[&str]) {
+        self.lock().lists.insert(
+            key.to_owned(),
+            repos.iter().map(|r| (*r).to_owned()).collect(),
+        );
+    }
+
+    /// Pages hold at most `n` repositories from now on.
+    pub fn set_page_size(&self, n: usize) {
+        self.lock().page_size = Some(n);
+    }
+
+    /// Requests for repository lists, oldest first.
+    pub fn list_requests(&self) -> Vec<ListRequest> {
+        self.lock().list_requests.clone()
     }
 
     /// While down, every request gets 503.
@@ -136,18 +187,150 @@ fn serve(stream: TcpStream, state: &Mutex<State>, down: &AtomicBool, token: &str
     let mut body = vec![0; length];
     let _ = reader.read_exact(&mut body);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, answer) = if down.load(Ordering::SeqCst) {
-        (503, json!({ "message": "stand-in is down" }))
+    let (status, extra, text) = if down.load(Ordering::SeqCst) {
+        (
+            503,
+            Vec::new(),
+            json!({ "message": "stand-in is down" }).to_string(),
+        )
+    } else if let Some(listed) = list(state, &method, &path, &headers, token) {
+        listed
     } else {
-        respond(state, &method, &path, &headers, body, token)
+        let (status, answer) = respond(state, &method, &path, &headers, body, token);
+        (status, Vec::new(), answer.to_string())
     };
-    let text = answer.to_string();
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         text.len()
     );
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let mut stream = stream;
+    let _ = write!(stream, "{head}\r\n{text}");
+}
+
+/// An answer: status, extra headers, body.
+type Answer = (u16, Vec<(String, String)>, String);
+
+/// Repository lists: GitHub `GET /users/USER/starred`, `GET /orgs/ORG/repos`;
+/// GitLab `GET /api/v4/users/USER/starred_projects`,
+/// `GET /api/v4/groups/GROUP/projects`. Paged, with ETags.
+fn list(
+    state: &Mutex<State>,
+    method: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+    token: &str,
+) -> Option<Answer> {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let (gitlab, key) = match segments.as_slice() {
+        ["users", user, "starred"] => (false, format!("starred/{user}")),
+        ["orgs", org, "repos"] => (false, format!("org/{org}")),
+        ["gitlab", "api", "v4", "users", user, "starred_projects"] => {
+            (true, format!("starred/{user}"))
+        }
+        ["gitlab", "api", "v4", "groups", group, "projects"] => {
+            (true, format!("group/{}", group.replace("%2F", "/")))
+        }
+        _ => return None,
+    };
+    if method != "GET" {
+        return None;
+    }
+    let authorized = if gitlab {
+        headers.get("private-token").map(String::as_str) == Some(token)
+    } else {
+        headers.get("authorization").map(String::as_str) == Some(&format!("Bearer {token}"))
+    };
+    if !authorized {
+        return Some((
+            401,
+            Vec::new(),
+            json!({ "message": "401 Unauthorized" }).to_string(),
+        ));
+    }
+    let param = |name: &str| -> Option<usize> {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+    };
+    let mut state = state.lock().expect("stand-in state");
+    let Some(all) = state.lists.get(&key).cloned() else {
+        return Some((
+            404,
+            Vec::new(),
+            json!({ "message": "404 Not Found" }).to_string(),
+        ));
+    };
+    let size = param("per_page")
+        .unwrap_or(30)
+        .min(state.page_size.unwrap_or(100))
+        .max(1);
+    let page = param("page").unwrap_or(1).max(1);
+    let pages = all.len().div_ceil(size).max(1);
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|repo| {
+            let clone_url = state.repos.get(repo).cloned().unwrap_or_default();
+            if gitlab {
+                json!({ "id": 1, "path_with_namespace": repo, "http_url_to_repo": clone_url,
+                        "web_url": format!("https://gitlab.example/{repo}"), "archived": false })
+            } else {
+                json!({ "full_name": repo, "name": repo.rsplit('/').next(), "clone_url": clone_url,
+                        "html_url": format!("https://github.example/{repo}"), "private": false, "archived": false })
+            }
+        })
+        .collect();
+    let text = Value::Array(items).to_string();
+    let etag = format!("W/\"{:016x}\"", fnv(text.as_bytes()));
+    let if_none_match = headers.get("if-none-match").cloned();
+    let status = if if_none_match.as_deref() == Some(etag.as_str()) {
+        304
+    } else {
+        200
+    };
+    state.list_requests.push(ListRequest {
+        path: path.to_owned(),
+        if_none_match,
+        status,
+    });
+    let mut extra = vec![("etag".to_owned(), etag)];
+    if page < pages {
+        if gitlab {
+            extra.push(("x-next-page".to_owned(), (page + 1).to_string()));
+        } else {
+            let host = headers.get("host").cloned().unwrap_or_default();
+            let first: Vec<&str> = query
+                .split('&')
+                .filter(|p| !p.starts_with("page="))
+                .collect();
+            let link = |n: usize| format!("<http://{host}{route}?{}&page={n}>", first.join("&"));
+            extra.push((
+                "link".to_owned(),
+                format!(
+                    "{}; rel=\"next\", {}; rel=\"last\"",
+                    link(page + 1),
+                    link(pages)
+                ),
+            ));
+        }
+    } else if gitlab {
+        extra.push(("x-next-page".to_owned(), String::new()));
+    }
+    let body = if status == 304 { String::new() } else { text };
+    Some((status, extra, body))
+}
+
+/// FNV-1a, for stable ETags.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn respond(

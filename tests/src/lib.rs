@@ -180,6 +180,20 @@ impl Agent {
         self.spawn();
     }
 
+    /// Posts a webhook delivery (headers, body) to `/hooks/PROVIDER`;
+    /// returns the status and JSON answer.
+    pub fn deliver(
+        &self,
+        provider: &str,
+        delivery: &(Vec<(String, String)>, Vec<u8>),
+    ) -> (u16, Value) {
+        forge_standin::post_delivery(
+            &self.http,
+            &format!("{}/hooks/{provider}", self.url),
+            delivery,
+        )
+    }
+
     /// Calls the API with the admin token; returns status and JSON (Null when empty).
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.api_as(Some(&self.token), method, path, body)

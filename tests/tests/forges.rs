@@ -81,16 +81,6 @@ fn hosted() -> Hosted {
     hosted_with_env(&[])
 }
 
-/// Posts a delivery to the agent; returns the status and JSON answer.
-fn post(
-    http: &reqwest::blocking::Client,
-    agent: &Agent,
-    provider: &str,
-    delivery: &(Vec<(String, String)>, Vec<u8>),
-) -> (u16, Value) {
-    forge_standin::post_delivery(http, &format!("{}/hooks/{provider}", agent.url), delivery)
-}
-
 impl Hosted {
     /// Commits to the work repo, pushes it upstream, returns (before, after).
     fn push_upstream(&self, file: &str) -> (String, String) {
@@ -155,13 +145,9 @@ impl Hosted {
 fn signed_push_builds_and_statuses_land_on_the_forge() {
     let h = hosted();
     let (before, after) = h.push_upstream("one.txt");
-    let http = reqwest::blocking::Client::new();
-    let (status, answer) = post(
-        &http,
-        &h.agent,
-        "github",
-        &h.push_delivery("d-push-1", &before, &after),
-    );
+    let (status, answer) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-push-1", &before, &after));
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["duplicate"], false);
 
@@ -221,11 +207,8 @@ fn pull_request_is_recorded_and_its_head_builds() {
         ],
     );
 
-    let http = reqwest::blocking::Client::new();
     let body = github_pull_request("octo/hello", "opened", 7, ("fix", &head), ("main", &base));
-    let (status, answer) = post(
-        &http,
-        &h.agent,
+    let (status, answer) = h.agent.deliver(
         "github",
         &github_delivery("pull_request", "d-pr-1", SECRET, &body),
     );
@@ -248,9 +231,7 @@ fn pull_request_is_recorded_and_its_head_builds() {
 
     // Closing updates the record and builds nothing.
     let body = github_pull_request("octo/hello", "closed", 7, ("fix", &head), ("main", &base));
-    let (status, _) = post(
-        &http,
-        &h.agent,
+    let (status, _) = h.agent.deliver(
         "github",
         &github_delivery("pull_request", "d-pr-2", SECRET, &body),
     );
@@ -306,8 +287,7 @@ fn the_same_delivery_100_times_and_after_a_restart_builds_once() {
     h.agent.wait_builds("octo/hello", 1);
 
     h.agent.restart();
-    let http = reqwest::blocking::Client::new();
-    let (status, answer) = post(&http, &h.agent, "github", &delivery);
+    let (status, answer) = h.agent.deliver("github", &delivery);
     assert_eq!(status, 202);
     assert_eq!(answer["duplicate"], true);
     std::thread::sleep(Duration::from_secs(2));
@@ -367,12 +347,9 @@ fn forged_and_malformed_requests_change_nothing() {
         }
         (headers, body.clone())
     };
-    let (status, v) = post(
-        &http,
-        &h.agent,
-        "github",
-        &with("x-hub-signature-256", None),
-    );
+    let (status, v) = h
+        .agent
+        .deliver("github", &with("x-hub-signature-256", None));
     assert_eq!(status, 401, "{v}");
     assert!(
         v["error"]["message"]
@@ -381,16 +358,11 @@ fn forged_and_malformed_requests_change_nothing() {
             .contains("X-Hub-Signature-256"),
         "{v}"
     );
-    let (status, v) = post(
-        &http,
-        &h.agent,
-        "github",
-        &with("x-hub-signature-256", Some("sha256=zz")),
-    );
+    let (status, v) = h
+        .agent
+        .deliver("github", &with("x-hub-signature-256", Some("sha256=zz")));
     assert_eq!(status, 401, "{v}");
-    let (status, v) = post(
-        &http,
-        &h.agent,
+    let (status, v) = h.agent.deliver(
         "github",
         &with("content-type", Some("application/x-www-form-urlencoded")),
     );
@@ -402,20 +374,17 @@ fn forged_and_malformed_requests_change_nothing() {
             .contains("application/json"),
         "{v}"
     );
-    let (status, v) = post(&http, &h.agent, "github", &with("x-github-delivery", None));
+    let (status, v) = h.agent.deliver("github", &with("x-github-delivery", None));
     assert_eq!(status, 400, "{v}");
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "bitbucket",
-        &(headers.clone(), body.clone()),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("bitbucket", &(headers.clone(), body.clone()));
     assert_eq!(status, 404);
     // Signed but not JSON: 400 with the reason.
     let bad = b"{not json".to_vec();
     let mut signed = headers.clone();
     signed[5].1 = hangar_core::webhook::github_signature(SECRET.as_bytes(), &bad);
-    let (status, v) = post(&http, &h.agent, "github", &(signed, bad));
+    let (status, v) = h.agent.deliver("github", &(signed, bad));
     assert_eq!(status, 400, "{v}");
     assert!(
         v["error"]["message"]
@@ -450,13 +419,9 @@ fn an_acknowledged_delivery_is_processed_after_a_crash() {
     let (before, after) = h.push_upstream("one.txt");
     // The worker's fetch waits on the upstream, so the agent dies mid-way.
     h.upstream.hang();
-    let http = reqwest::blocking::Client::new();
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "github",
-        &h.push_delivery("d-crash", &before, &after),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-crash", &before, &after));
     assert_eq!(status, 202);
     std::thread::sleep(Duration::from_millis(300));
     h.agent.kill();
@@ -471,13 +436,9 @@ fn statuses_wait_for_a_forge_that_is_down() {
     let h = hosted();
     h.standin.set_down(true);
     let (before, after) = h.push_upstream("one.txt");
-    let http = reqwest::blocking::Client::new();
-    let (status, _) = post(
-        &http,
-        &h.agent,
-        "github",
-        &h.push_delivery("d-down", &before, &after),
-    );
+    let (status, _) = h
+        .agent
+        .deliver("github", &h.push_delivery("d-down", &before, &after));
     assert_eq!(status, 202);
     let builds = h.agent.wait_builds("octo/hello", 1);
     assert_eq!(builds[0]["status"], "success");
@@ -528,17 +489,12 @@ fn gitlab_push_builds_and_reports_to_gitlab() {
     );
     let body = json!({ "object_kind": "push", "ref": "refs/heads/main", "before": before, "after": after,
                        "project": { "path_with_namespace": "group/app" } });
-    let http = reqwest::blocking::Client::new();
-    let (status, v) = post(
-        &http,
-        &agent,
+    let (status, v) = agent.deliver(
         "gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", "wrong", &body),
     );
     assert_eq!(status, 401, "{v}");
-    let (status, v) = post(
-        &http,
-        &agent,
+    let (status, v) = agent.deliver(
         "gitlab",
         &gitlab_delivery("Push Hook", "uuid-1", &secret, &body),
     );
@@ -588,11 +544,11 @@ fn webhooks_are_registered_at_the_public_url_and_follow_it() {
             .is_some_and(|hook| hook["config"]["url"] == "https://new.example/hooks/github")
     });
     assert_eq!(h.standin.hooks().len(), 1);
-    let (_, repos) = h.agent.api("GET", "/api/v1/hosted-repos", None);
-    assert_eq!(
-        repos["items"][0]["hook_url"],
-        "https://new.example/hooks/github"
-    );
+    // The agent records the hook after the forge answered the update.
+    wait_until(&h.agent, "the hosted repo to record the new hook", || {
+        let (_, repos) = h.agent.api("GET", "/api/v1/hosted-repos", None);
+        repos["items"][0]["hook_url"] == "https://new.example/hooks/github"
+    });
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Mirrors against real git servers on loopback: `git http-backend` behind
-//! the test upstream (tests/src/upstream.py) and `git daemon`.
+//! the test upstream (tests/src/upstream.py) and `git daemon`; starred and
+//! organization sync against the GitHub/GitLab API stand-in.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use hangar_tests::forge_standin::{self, ForgeStandin};
 use hangar_tests::upstream::Upstream;
 use hangar_tests::{Agent, commit_file, git, git_output, work_repo};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// An agent that may mirror loopback upstreams, retrying fast.
 fn agent() -> Agent {
@@ -495,4 +497,270 @@ fn hostile_mirror_urls_are_refused_and_create_nothing() {
     assert!(on_disk.is_empty(), "{on_disk:?}");
     let err = stderr(&agent.cli(&["mirror", "credential", "set", "bad/host", "--token-stdin"]));
     assert!(err.contains("not a host name"), "{err}");
+}
+
+// Starred and organization sync. GitHub and GitLab cannot be reached from
+// here: their APIs are played by the stand-in (tests/src/forge_standin.rs);
+// the listed repositories' git side is a real `git http-backend` upstream.
+
+const FORGE_TOKEN: &str = "ghp_standin_token";
+const HOOK_SECRET: &str = "sync webhook secret";
+
+/// Adds a forge account on the stand-in (`github` or `gitlab`).
+fn add_forge(agent: &Agent, standin: &ForgeStandin, provider: &str) {
+    let url = if provider == "github" {
+        standin.github_url()
+    } else {
+        standin.gitlab_url()
+    };
+    let (status, forge) = agent.api(
+        "POST",
+        "/api/v1/forges",
+        Some(
+            json!({ "provider": provider, "url": url, "token": FORGE_TOKEN,
+                     "webhook_secret": HOOK_SECRET, "allow_http": true }),
+        ),
+    );
+    assert_eq!(status, 201, "{forge}");
+}
+
+/// Bare repositories `names` on `upstream`, each known to the stand-in.
+fn upstream_repos(upstream: &Upstream, standin: &ForgeStandin, names: &[&str]) {
+    for name in names {
+        let work = work_repo(&[("README.md", name.as_bytes())]);
+        upstream.bare(name, Some(work.path()));
+        standin.add_repo(name, &upstream.url(name));
+    }
+}
+
+fn source(agent: &Agent, id: &str) -> Value {
+    let (status, body) = agent.api("GET", &format!("/api/v1/mirror-sources/{id}"), None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let standin = ForgeStandin::start(FORGE_TOKEN);
+    upstream_repos(&upstream, &standin, &["octo/a", "octo/b"]);
+    standin.set_starred("mona", &["octo/a", "octo/b"]);
+    add_forge(&agent, &standin, "github");
+
+    let first: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "sync-starred",
+        "github:mona",
+        "--interval",
+        "1h",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(first["repo_count"], 2, "{first}");
+    assert_eq!(first["spec"], "github:mona");
+    assert!(first["last_error"].is_null(), "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    for name in ["octo/a", "octo/b"] {
+        let m = wait_for(&agent, name, "the first clone", |m| m["state"] == "ok");
+        assert_eq!(m["kind"], "pull");
+        assert_eq!(m["url"], upstream.url(name));
+        assert_eq!(refs(&agent.repo_path(name)), refs(&upstream.path(name)));
+    }
+    let err = stderr(&agent.cli(&["mirror", "sync-starred", "github:mona"]));
+    assert!(err.contains("already synced"), "{err}");
+
+    // Nothing changed: the stand-in hears the ETag and answers 304; nothing is created.
+    let etag = standin.list_requests()[0].clone();
+    assert_eq!((etag.status, etag.if_none_match), (200, None));
+    let out = stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    assert!(out.contains("github:mona"), "{out}");
+    let requests = standin.list_requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[1].if_none_match.is_some(), "{requests:?}");
+    assert_eq!(requests[1].status, 304);
+    let polled = source(&agent, &id);
+    assert_eq!(
+        (polled["unchanged"].clone(), polled["repo_count"].clone()),
+        (json!(1), json!(2))
+    );
+    let (_, all) = agent.api("GET", "/api/v1/mirrors", None);
+    assert_eq!(all["items"].as_array().unwrap().len(), 2, "{all}");
+
+    // A repository leaves the list: its mirror is archived, the repository stays.
+    standin.set_starred("mona", &["octo/a"]);
+    stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    assert_eq!(standin.list_requests().last().unwrap().status, 200);
+    assert_eq!(mirror(&agent, "octo/b")["state"], "archived");
+    assert_eq!(mirror(&agent, "octo/a")["state"], "ok");
+    let scratch = tempfile::tempdir().unwrap();
+    git(
+        scratch.path(),
+        &["clone", "-q", &agent.git_url("octo/b"), "b"],
+    );
+    let table = stdout(&agent.cli(&["mirror", "list"]));
+    assert!(table.contains("archived"), "{table}");
+    let sources: Value =
+        serde_json::from_str(&stdout(&agent.cli(&["mirror", "sources", "--json"]))).unwrap();
+    assert_eq!(sources[0]["repo_count"], 1, "{sources}");
+    assert!(stdout(&agent.cli(&["mirror", "sources"])).contains("github:mona"));
+
+    // It comes back: the archived mirror syncs again.
+    standin.set_starred("mona", &["octo/a", "octo/b"]);
+    stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    wait_for(&agent, "octo/b", "the mirror to resume", |m| {
+        m["state"] == "ok"
+    });
+
+    // A push webhook for a synced repository fetches it at once (its
+    // interval is an hour).
+    let work = tempfile::tempdir().unwrap();
+    git(
+        work.path(),
+        &[
+            "clone",
+            "-q",
+            upstream.path("octo/a").to_str().unwrap(),
+            "w",
+        ],
+    );
+    let w = work.path().join("w");
+    commit_file(&w, "new.txt", b"new");
+    git(&w, &["push", "-q", "origin", "HEAD:main"]);
+    let after = git(&w, &["rev-parse", "HEAD"]).trim().to_owned();
+    let body = forge_standin::github_push("octo/a", "refs/heads/main", &after, &after);
+    let (status, answer) = agent.deliver(
+        "github",
+        &forge_standin::github_delivery("push", "d-starred", HOOK_SECRET, &body),
+    );
+    assert_eq!(status, 202, "{answer}");
+    wait_for(&agent, "octo/a", "the webhook's fetch", |_| {
+        refs(&agent.repo_path("octo/a")) == refs(&upstream.path("octo/a"))
+    });
+
+    // Removing the source keeps its mirrors.
+    stdout(&agent.cli(&["mirror", "sources", "remove", &id]));
+    assert!(stdout(&agent.cli(&["mirror", "sources"])).contains("No sync sources"));
+    assert_eq!(mirror(&agent, "octo/a")["state"], "ok");
+}
+
+#[test]
+fn org_and_group_sync_follow_pagination() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let standin = ForgeStandin::start(FORGE_TOKEN);
+    upstream_repos(&upstream, &standin, &["acme/one", "acme/two", "acme/three"]);
+    upstream_repos(
+        &upstream,
+        &standin,
+        &["grp/sub/four", "grp/five", "grp/six"],
+    );
+    standin.set_org("acme", &["acme/one", "acme/two", "acme/three"]);
+    standin.set_group("grp", &["grp/sub/four", "grp/five", "grp/six"]);
+    standin.set_page_size(2);
+    add_forge(&agent, &standin, "github");
+    add_forge(&agent, &standin, "gitlab");
+
+    let org: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "sync-org",
+        "github:acme",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(org["repo_count"], 3, "{org}");
+    let group: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "sync-org",
+        "gitlab:grp",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(group["repo_count"], 3, "{group}");
+    let paths: Vec<String> = standin
+        .list_requests()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/orgs/acme/repos?") && p.ends_with("&page=2")),
+        "{paths:?}"
+    );
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("/gitlab/api/v4/groups/grp/projects?") && p.ends_with("&page=2")),
+        "{paths:?}"
+    );
+    for (local, remote) in [
+        ("acme/one", "acme/one"),
+        ("acme/two", "acme/two"),
+        ("acme/three", "acme/three"),
+        ("sub/four", "grp/sub/four"),
+        ("grp/five", "grp/five"),
+        ("grp/six", "grp/six"),
+    ] {
+        wait_for(&agent, local, "the first clone", |m| m["state"] == "ok");
+        assert_eq!(refs(&agent.repo_path(local)), refs(&upstream.path(remote)));
+    }
+
+    // A bad name says what is expected and creates nothing.
+    let err = stderr(&agent.cli(&["mirror", "sync-org", "github:a/b"]));
+    assert!(err.contains("github:ORG"), "{err}");
+    let (_, sources) = agent.api("GET", "/api/v1/mirror-sources", None);
+    assert_eq!(sources["items"].as_array().unwrap().len(), 2, "{sources}");
+}
+
+#[test]
+fn a_push_webhook_fetches_a_plain_pull_mirror_at_once() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let standin = ForgeStandin::start(FORGE_TOKEN);
+    add_forge(&agent, &standin, "github");
+    let work = work_repo(&[("a.txt", b"a")]);
+    upstream.bare("octo/plain", Some(work.path()));
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("octo/plain"),
+        "--as",
+        "acme/plain",
+        "--interval",
+        "1h",
+        "--allow-http",
+        "--wait",
+    ]));
+    commit_file(work.path(), "b.txt", b"b");
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            upstream.path("octo/plain").to_str().unwrap(),
+            "main",
+        ],
+    );
+    let after = git(work.path(), &["rev-parse", "HEAD"]).trim().to_owned();
+    // Matched by the clone URL the payload names (the local name differs).
+    let mut body = forge_standin::github_push("octo/plain", "refs/heads/main", &after, &after);
+    body["repository"]["clone_url"] = upstream.url("octo/plain").into();
+    let (status, _) = agent.deliver(
+        "github",
+        &forge_standin::github_delivery("push", "d-plain", HOOK_SECRET, &body),
+    );
+    assert_eq!(status, 202);
+    wait_for(&agent, "acme/plain", "the webhook's fetch", |_| {
+        refs(&agent.repo_path("acme/plain")) == refs(&upstream.path("octo/plain"))
+    });
+    let (_, deliveries) = agent.api("GET", "/api/v1/deliveries", None);
+    let result = deliveries["items"][0]["result"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(result.contains("acme/plain"), "{deliveries}");
 }

@@ -84,6 +84,53 @@ pub enum MirrorCommand {
     /// Credentials per host for mirrors and forge APIs (admin).
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Mirror every repository a forge user has starred, and follow the list
+    /// (polled with ETags; repos that leave it are archived, never deleted) (admin).
+    SyncStarred(SyncArgs),
+    /// Mirror every repository of a GitHub organization or GitLab group
+    /// (with subgroups), and follow the list (admin).
+    SyncOrg(SyncArgs),
+    /// Sync sources with their last poll, repo count and last error (admin).
+    Sources {
+        #[command(subcommand)]
+        command: Option<SourcesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// github:USER / github:ORG, gitlab:USER / gitlab:GROUP[/SUBGROUP]
+    #[arg(value_name = "PROVIDER:NAME")]
+    spec: String,
+    /// The forge account to use, when several serve the provider (see `hangar forge list`)
+    #[arg(long, value_name = "N")]
+    forge: Option<String>,
+    /// How often to poll the list: 90s, 10m, 2h, 1d [default: mirror_source_interval_secs]
+    #[arg(long)]
+    interval: Option<String>,
+    /// Mirrors it creates may be cloned on the LAN without a token.
+    #[arg(long)]
+    public: bool,
+    /// Wait for the first poll and report it.
+    #[arg(long)]
+    wait: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourcesCommand {
+    /// Poll a source now.
+    Poll {
+        id: String,
+        /// Wait for the poll and report it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop following a source; the mirrors it made stay.
+    Remove { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +323,160 @@ pub async fn run(client: &Client, command: MirrorCommand) -> anyhow::Result<()> 
             );
         }
         MirrorCommand::Credential(command) => credential(client, command).await?,
+        MirrorCommand::SyncStarred(args) => sync_source(client, "starred", args).await?,
+        MirrorCommand::SyncOrg(args) => sync_source(client, "org", args).await?,
+        MirrorCommand::Sources { command, json } => sources(client, command, json).await?,
+    }
+    Ok(())
+}
+
+async fn sync_source(client: &Client, kind: &str, args: SyncArgs) -> anyhow::Result<()> {
+    let v = client
+        .call(
+            Method::POST,
+            "/mirror-sources",
+            Some(
+                json!({ "kind": kind, "spec": args.spec, "forge": args.forge, "public": args.public,
+                "interval_secs": interval_secs(args.interval.as_deref())? }),
+            ),
+        )
+        .await?;
+    let id = s(&v["id"]);
+    let v = if args.wait {
+        wait_for_poll(client, &id, &Value::Null).await?
+    } else {
+        v
+    };
+    if args.json {
+        return print_json(&v);
+    }
+    if args.wait {
+        return report_source(&v);
+    }
+    println!(
+        "Syncing {} ({}) every {}s; the first poll runs now.",
+        s(&v["spec"]),
+        s(&v["kind"]),
+        s(&v["interval_secs"])
+    );
+    println!(
+        "  follow it with `hangar mirror sources`; stop with `hangar mirror sources remove {id}`"
+    );
+    Ok(())
+}
+
+async fn sources(
+    client: &Client,
+    command: Option<SourcesCommand>,
+    json: bool,
+) -> anyhow::Result<()> {
+    match command {
+        None => {
+            let v = client.get("/mirror-sources").await?;
+            if json {
+                return print_json(&v["items"]);
+            }
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!(
+                    "No sync sources yet. Add one with `hangar mirror sync-starred github:USER` or `hangar mirror sync-org github:ORG`."
+                );
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|v| {
+                    vec![
+                        s(&v["id"]),
+                        s(&v["kind"]),
+                        s(&v["spec"]),
+                        s(&v["forge"]),
+                        s(&v["repo_count"]),
+                        s(&v["last_poll"]),
+                        one_line(&v["last_error"]),
+                    ]
+                })
+                .collect();
+            table::print(
+                &[
+                    "ID",
+                    "KIND",
+                    "SOURCE",
+                    "FORGE",
+                    "REPOS",
+                    "LAST POLL",
+                    "LAST ERROR",
+                ],
+                &rows,
+            );
+        }
+        Some(SourcesCommand::Poll { id, wait }) => {
+            let path = source_path(&id)?;
+            let before = client.get(&path).await?;
+            client
+                .call(Method::POST, &format!("{path}/poll"), None)
+                .await?;
+            if wait {
+                let done = wait_for_poll(client, &id, &before["last_poll"]).await?;
+                return if json {
+                    print_json(&done)
+                } else {
+                    report_source(&done)
+                };
+            }
+            println!(
+                "Poll of {} requested; see `hangar mirror sources`.",
+                s(&before["spec"])
+            );
+        }
+        Some(SourcesCommand::Remove { id }) => {
+            client
+                .call(Method::DELETE, &source_path(&id)?, None)
+                .await?;
+            println!(
+                "Stopped syncing source {id}; the mirrors it made stay (remove them with `hangar mirror remove NAME`)."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A source id as one URL path segment (checked again by the agent).
+fn source_path(id: &str) -> anyhow::Result<String> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        anyhow::bail!("{id:?} is not a source id (see `hangar mirror sources`)");
+    }
+    Ok(format!("/mirror-sources/{id}"))
+}
+
+/// Polls until the source's `last_poll` differs from `before`.
+async fn wait_for_poll(client: &Client, id: &str, before: &Value) -> anyhow::Result<Value> {
+    let path = source_path(id)?;
+    loop {
+        let v = client.get(&path).await?;
+        if !v["last_poll"].is_null() && v["last_poll"] != *before {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn report_source(v: &Value) -> anyhow::Result<()> {
+    println!(
+        "{}  ({} via {})",
+        s(&v["spec"]),
+        s(&v["kind"]),
+        s(&v["forge"])
+    );
+    println!("  id            {}", s(&v["id"]));
+    println!("  repositories  {}", s(&v["repo_count"]));
+    println!("  last poll     {}", s(&v["last_poll"]));
+    println!("  next poll     {}", s(&v["next_poll"]));
+    if !v["last_error"].is_null() {
+        println!(
+            "  last error    {}",
+            s(&v["last_error"]).replace('\n', "\n                ")
+        );
     }
     Ok(())
 }

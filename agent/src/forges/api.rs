@@ -49,6 +49,38 @@ impl Api {
         body: Option<&Value>,
         extra: &[(&'static str, &'static str)],
     ) -> Result<Value, ForgeError> {
+        let what = format!("{method} {path}");
+        let (status, _, bytes) = self.exchange(method, path, body, extra, None).await?;
+        json_answer(&what, status, &bytes)
+    }
+
+    /// A conditional GET: `None` when the forge answers 304 Not Modified to
+    /// `etag` (GitHub does not count those against the rate limit), else the
+    /// JSON answer and its headers (ETag, pagination).
+    pub async fn get_if_changed(
+        &self,
+        path: &str,
+        etag: Option<&str>,
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<Option<(Value, HeaderMap)>, ForgeError> {
+        let what = format!("GET {path}");
+        let (status, headers, bytes) = self.exchange(Method::GET, path, None, extra, etag).await?;
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        Ok(Some((json_answer(&what, status, &bytes)?, headers)))
+    }
+
+    /// One request with rate limits honoured: fails fast while the forge
+    /// said the budget is spent, and notes a spent budget it reports.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&'static str, &'static str)],
+        etag: Option<&str>,
+    ) -> Result<(StatusCode, HeaderMap, bytes::Bytes), ForgeError> {
         if let Some(until) = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner())
             && let Some(left) = until.checked_duration_since(Instant::now())
         {
@@ -63,6 +95,9 @@ impl Api {
             .header(self.auth.0, &self.auth.1);
         for (name, value) in extra {
             request = request.header(*name, *value);
+        }
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -79,27 +114,90 @@ impl Api {
                 retry_after_secs: wait.as_secs().max(1),
             });
         }
+        let headers = response.headers().clone();
         let bytes = response
             .bytes()
             .await
             .map_err(|e| ForgeError::Request(format!("{what}: {}", without_url(&e))))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ForgeError::Status {
-                status: status.as_u16(),
-                what,
-                message: message.chars().take(MAX_MESSAGE).collect(),
-            });
-        }
-        if bytes.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ForgeError::Request(format!("{what}: the answer is not JSON: {e}")))
+        Ok((status, headers, bytes))
     }
+
+    /// The API root, to tell pagination links to this forge from others.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// The JSON of a successful answer (`Null` when empty), or the forge's error.
+fn json_answer(what: &str, status: StatusCode, bytes: &[u8]) -> Result<Value, ForgeError> {
+    if !status.is_success() {
+        let message = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned());
+        return Err(ForgeError::Status {
+            status: status.as_u16(),
+            what: what.to_owned(),
+            message: message.chars().take(MAX_MESSAGE).collect(),
+        });
+    }
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ForgeError::Request(format!("{what}: the answer is not JSON: {e}")))
+}
+
+/// Longest `Link` header read, and most links in it.
+const MAX_LINK_HEADER: usize = 8192;
+const MAX_LINKS: usize = 16;
+
+/// The `rel="next"` target of a `Link` header (RFC 8288, as GitHub sends
+/// it) as a path below `base`: `None` on the last page. A next link to
+/// another origin or outside the API is an error: the token must never
+/// follow it there.
+pub fn next_link(header: &str, base: &str) -> Result<Option<String>, String> {
+    if header.len() > MAX_LINK_HEADER {
+        return Err(format!(
+            "the Link header is longer than {MAX_LINK_HEADER} bytes"
+        ));
+    }
+    let mut next = None;
+    for (n, link) in header.split(',').enumerate() {
+        if n >= MAX_LINKS {
+            return Err(format!("the Link header has more than {MAX_LINKS} links"));
+        }
+        let link = link.trim();
+        if link.is_empty() {
+            continue;
+        }
+        let (target, params) = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once('>'))
+            .ok_or_else(|| format!("a Link entry is not <URL>; rel=...: {link:.80}"))?;
+        let is_next = params.split(';').any(|p| {
+            p.trim()
+                .strip_prefix("rel=")
+                .map(|r| r.trim_matches('"'))
+                .is_some_and(|r| r.split_ascii_whitespace().any(|r| r == "next"))
+        });
+        if is_next {
+            next = Some(target);
+        }
+    }
+    let Some(target) = next else {
+        return Ok(None);
+    };
+    let path = target
+        .strip_prefix(base)
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .ok_or_else(|| format!("the next page {target:.120} is not below {base}"))?;
+    if path.len() > 2000 || path.contains("..") || path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        return Err(format!(
+            "the next page {target:.120} is not a plain API path"
+        ));
+    }
+    Ok(Some(path.to_owned()))
 }
 
 /// reqwest errors name the URL; ours carry no secrets, but keep messages short.
@@ -193,6 +291,50 @@ mod tests {
         let wait = rate_limit_wait(StatusCode::FORBIDDEN, &headers).unwrap();
         assert!((29..=30).contains(&wait.as_secs()), "{wait:?}");
         assert_eq!(rate_limit_wait(StatusCode::OK, &headers), None);
+    }
+
+    #[test]
+    fn next_links() {
+        let base = "https://api.github.com";
+        let header = r#"<https://api.github.com/user/9/starred?per_page=100&page=2>; rel="next", <https://api.github.com/user/9/starred?per_page=100&page=4>; rel="last""#;
+        assert_eq!(
+            next_link(header, base).unwrap().as_deref(),
+            Some("/user/9/starred?per_page=100&page=2")
+        );
+        let last = r#"<https://api.github.com/x?page=1>; rel="first", <https://api.github.com/x?page=3>; rel="prev""#;
+        assert_eq!(next_link(last, base).unwrap(), None);
+        assert_eq!(next_link("", base).unwrap(), None);
+        for bad in [
+            r#"<https://evil.example/x?page=2>; rel="next""#,
+            r#"<https://api.github.com.evil.example/x>; rel="next""#,
+            r#"<https://api.github.com//evil.example/x>; rel="next""#,
+            r#"<https://api.github.com/../x>; rel="next""#,
+            r#"https://api.github.com/x; rel="next""#,
+        ] {
+            assert!(next_link(bad, base).is_err(), "{bad}");
+        }
+        let many = vec![r#"<https://api.github.com/x>; rel="prev""#; 17].join(", ");
+        assert!(next_link(&many, base).unwrap_err().contains("more than"));
+        let long = format!("<{base}/{}>; rel=\"next\"", "a".repeat(9000));
+        assert!(next_link(&long, base).unwrap_err().contains("longer"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn next_links_stay_below_the_base(header in ".{0,300}") {
+            if let Ok(Some(path)) = next_link(&header, "https://api.github.com") {
+                proptest::prop_assert!(path.starts_with('/') && !path.starts_with("//"));
+                proptest::prop_assert!(!path.contains("..") && path.len() <= 2000);
+                proptest::prop_assert!(path.bytes().all(|b| b > b' ' && b < 0x7f));
+            }
+        }
+
+        #[test]
+        fn built_next_links_are_found(page in 2u32..1000, extra in "[a-z]{0,10}") {
+            let header = format!("<https://api.github.com/orgs/o/repos?page={page}&x={extra}>; rel=\"next\", <https://api.github.com/orgs/o/repos?page=1>; rel=\"first\"");
+            let path = next_link(&header, "https://api.github.com").unwrap();
+            proptest::prop_assert_eq!(path, Some(format!("/orgs/o/repos?page={page}&x={extra}")));
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::api::{Api, hook_id, same_hook};
+use hangar_core::store::mirror_sources::{Page, SourceKind};
+
+use super::api::{Api, hook_id, next_link, same_hook};
 use super::{CommitStatus, Forge, ForgeError, RemoteRepo};
 
 const HEADERS: &[(&str, &str)] = &[
@@ -114,5 +116,38 @@ impl Forge for GitHub {
 
     fn git_username(&self) -> &'static str {
         "x-access-token"
+    }
+
+    fn list_path(&self, kind: SourceKind, target: &str) -> String {
+        match kind {
+            SourceKind::Starred => format!("/users/{target}/starred?per_page=100"),
+            SourceKind::Org => format!("/orgs/{target}/repos?type=all&per_page=100"),
+        }
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        path: &'a str,
+        etag: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<Page>, ForgeError>> {
+        async move {
+            let Some((answer, headers)) = self.api.get_if_changed(path, etag, HEADERS).await?
+            else {
+                return Ok(None);
+            };
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let next_path = match header("link") {
+                Some(link) => next_link(link, self.api.base())
+                    .map_err(|e| ForgeError::Request(format!("GET {path}: {e}")))?,
+                None => None,
+            };
+            Ok(Some(Page {
+                path: path.to_owned(),
+                etag: header("etag").map(str::to_owned),
+                next_path,
+                repos: super::listed(path, &answer, "full_name", "clone_url")?,
+            }))
+        }
+        .boxed()
     }
 }

@@ -5,8 +5,13 @@ use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::json;
 
+use hangar_core::store::mirror_sources::{Page, SourceKind};
+
 use super::api::{Api, encode_path, hook_id, same_hook};
 use super::{CommitStatus, Forge, ForgeError, RemoteRepo};
+
+/// Most pages followed through `X-Next-Page`.
+const MAX_PAGE_NUMBER: u32 = 10_000;
 
 pub struct GitLab {
     api: Api,
@@ -118,5 +123,55 @@ impl Forge for GitLab {
 
     fn git_username(&self) -> &'static str {
         "oauth2"
+    }
+
+    fn list_path(&self, kind: SourceKind, target: &str) -> String {
+        let id = encode_path(target);
+        match kind {
+            SourceKind::Starred => format!("/users/{id}/starred_projects?per_page=100"),
+            SourceKind::Org => {
+                format!("/groups/{id}/projects?include_subgroups=true&per_page=100")
+            }
+        }
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        path: &'a str,
+        etag: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<Page>, ForgeError>> {
+        async move {
+            let Some((answer, headers)) = self.api.get_if_changed(path, etag, &[]).await? else {
+                return Ok(None);
+            };
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            // GitLab names the next page's number; empty on the last page.
+            let next_path = match header("x-next-page")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            {
+                Some(n) => {
+                    let page = n
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|p| (2..=MAX_PAGE_NUMBER).contains(p))
+                        .ok_or_else(|| {
+                            ForgeError::Request(format!(
+                                "GET {path}: X-Next-Page {n:.20} is not a page number"
+                            ))
+                        })?;
+                    let first = path.split("&page=").next().unwrap_or(path);
+                    Some(format!("{first}&page={page}"))
+                }
+                None => None,
+            };
+            Ok(Some(Page {
+                path: path.to_owned(),
+                etag: header("etag").map(str::to_owned),
+                next_path,
+                repos: super::listed(path, &answer, "path_with_namespace", "http_url_to_repo")?,
+            }))
+        }
+        .boxed()
     }
 }

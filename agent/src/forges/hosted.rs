@@ -31,7 +31,12 @@ pub struct NewHosted {
 
 /// `github:OWNER/NAME` → the provider and the checked path.
 pub fn parse_spec(spec: &str) -> Result<(Provider, String), String> {
-    let usage = "expected github:OWNER/NAME or gitlab:GROUP/NAME";
+    parse_path(spec, 2, "expected github:OWNER/NAME or gitlab:GROUP/NAME")
+}
+
+/// `PROVIDER:PATH` with at least `min` path segments (GitHub: at most 2,
+/// GitLab: nested groups) → the provider and the checked path.
+pub fn parse_path(spec: &str, min: usize, usage: &str) -> Result<(Provider, String), String> {
     let (provider, path) = spec
         .split_once(':')
         .ok_or_else(|| format!("{spec:?}: {usage}"))?;
@@ -51,7 +56,7 @@ pub fn parse_spec(spec: &str) -> Result<(Provider, String), String> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     };
-    if segments.len() < 2 || segments.len() > max || !segments.iter().all(valid) {
+    if segments.len() < min || segments.len() > max || !segments.iter().all(valid) {
         return Err(format!(
             "{spec:?}: {usage} (letters, digits, `.`, `_`, `-`; no leading `.` or `-`)"
         ));
@@ -59,8 +64,16 @@ pub fn parse_spec(spec: &str) -> Result<(Provider, String), String> {
     Ok((provider, path.to_owned()))
 }
 
+/// The local `OWNER/NAME` of a forge path: its last two segments.
+pub fn local_name(remote_path: &str) -> String {
+    let mut parts = remote_path.rsplit('/');
+    let name = parts.next().unwrap_or("");
+    let owner = parts.next().unwrap_or("");
+    format!("{owner}/{name}")
+}
+
 /// The forge to use for `provider`: the named one, or the only one.
-fn pick_forge(
+pub fn pick_forge(
     all: Vec<ForgeRow>,
     provider: Provider,
     name: Option<&str>,
@@ -108,40 +121,11 @@ pub async fn add(
             forge.name
         ))
     })?;
-    let name = match &new.name {
-        Some(name) => name.clone(),
-        None => {
-            let parts: Vec<&str> = remote_path.rsplitn(2, '/').collect();
-            let owner = parts
-                .get(1)
-                .and_then(|p| p.rsplit('/').next())
-                .unwrap_or("");
-            format!("{owner}/{}", parts[0])
-        }
-    };
+    let name = new.name.clone().unwrap_or_else(|| local_name(&remote_path));
     let name = RepoName::parse(&name).map_err(|e| {
         AddError::Invalid(format!("{e}; choose the local name with --as OWNER/NAME"))
     })?;
-    let url = add::check_url(agent, &found.clone_url, forge.allow_http).await?;
-    // Private repositories: git sends the forge token for the clone host,
-    // unless the user stored another credential for it.
-    let host = url.authority();
-    if credentials::get(agent.secrets.as_ref(), &host)
-        .map_err(|e| AddError::Internal(e.into()))?
-        .is_none()
-    {
-        let token = agent
-            .secrets
-            .get(&forges::token_secret(forge.id))
-            .map_err(|e| AddError::Internal(e.into()))?
-            .unwrap_or_default();
-        let credential = Credential::Token {
-            username: client.git_username().to_owned(),
-            token,
-        };
-        credentials::set(agent.secrets.as_ref(), &host, &credential)
-            .map_err(|e| AddError::Internal(e.into()))?;
-    }
+    forge_credential(agent, &forge, client.as_ref(), &found.clone_url).await?;
     let mirror = add::pull(
         agent,
         add::PullMirror {
@@ -176,6 +160,36 @@ pub async fn add(
         .await?
         .unwrap_or(hosted);
     Ok((hosted, hook_error))
+}
+
+/// Checks a forge's clone URL and, unless the user stored another
+/// credential for its host, stores the forge's token for it: private
+/// repositories then clone with it.
+pub async fn forge_credential(
+    agent: &Arc<Agent>,
+    forge: &ForgeRow,
+    client: &dyn Forge,
+    clone_url: &str,
+) -> Result<(), AddError> {
+    let url = add::check_url(agent, clone_url, forge.allow_http).await?;
+    let host = url.authority();
+    if credentials::get(agent.secrets.as_ref(), &host)
+        .map_err(|e| AddError::Internal(e.into()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let token = agent
+        .secrets
+        .get(&forges::token_secret(forge.id))
+        .map_err(|e| AddError::Internal(e.into()))?
+        .unwrap_or_default();
+    let credential = Credential::Token {
+        username: client.git_username().to_owned(),
+        token,
+    };
+    credentials::set(agent.secrets.as_ref(), &host, &credential)
+        .map_err(|e| AddError::Internal(e.into()))
 }
 
 /// The URL a forge should post `provider`'s webhooks to, when one is known.
@@ -310,6 +324,12 @@ pub async fn has_commit(agent: &Agent, hosted: &HostedRepo, sha: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_names_are_the_last_two_segments() {
+        assert_eq!(local_name("octo/hello"), "octo/hello");
+        assert_eq!(local_name("group/sub/app"), "sub/app");
+    }
 
     #[test]
     fn specs() {

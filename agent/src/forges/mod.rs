@@ -18,6 +18,7 @@ use futures_util::future::BoxFuture;
 use hangar_core::ids::ForgeId;
 use hangar_core::secrets::SecretStore;
 use hangar_core::store::forges::{self, Forge as ForgeRow, Provider};
+use hangar_core::store::mirror_sources::{Listed, Page, SourceKind};
 
 use crate::agent::Agent;
 
@@ -92,6 +93,55 @@ pub trait Forge: Send + Sync {
     ) -> BoxFuture<'a, Result<String, ForgeError>>;
     /// The user name git sends with the token over HTTPS.
     fn git_username(&self) -> &'static str;
+    /// The first page of a list (below the API base): `target`'s starred
+    /// repositories, or the repositories of organization/group `target`.
+    fn list_path(&self, kind: SourceKind, target: &str) -> String;
+    /// One page of a repository list; `None` when the forge says it has not
+    /// changed since `etag`.
+    fn list_page<'a>(
+        &'a self,
+        path: &'a str,
+        etag: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Option<Page>, ForgeError>>;
+}
+
+/// Most repositories read from one page.
+const MAX_PAGE_ITEMS: usize = 1000;
+
+/// The repositories of one list page: `name` and `url` are the fields that
+/// hold the forge path and the HTTPS clone URL.
+fn listed(
+    path: &str,
+    answer: &serde_json::Value,
+    name: &str,
+    url: &str,
+) -> Result<Vec<Listed>, ForgeError> {
+    let items = answer
+        .as_array()
+        .ok_or_else(|| ForgeError::Request(format!("GET {path}: the answer is not a list")))?;
+    if items.len() > MAX_PAGE_ITEMS {
+        return Err(ForgeError::Request(format!(
+            "GET {path}: more than {MAX_PAGE_ITEMS} repositories on one page"
+        )));
+    }
+    items
+        .iter()
+        .map(|item| {
+            let field = |f: &str| {
+                item[f]
+                    .as_str()
+                    .filter(|v| !v.is_empty() && v.len() <= 2000)
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ForgeError::Request(format!("GET {path}: a repository has no `{f}`"))
+                    })
+            };
+            Ok(Listed {
+                remote: field(name)?,
+                clone_url: field(url)?,
+            })
+        })
+        .collect()
 }
 
 /// The API client for a stored forge account.

@@ -7,10 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hangar_core::ids::ForgeId;
+use hangar_core::mirror::url::MirrorUrl;
 use hangar_core::store::deliveries::{self, Delivery};
 use hangar_core::store::events::{self, RefUpdate};
 use hangar_core::store::forges::{self, HostedRepo, Provider};
-use hangar_core::store::{now_ms, pulls};
+use hangar_core::store::{mirror_sources, mirrors, now_ms, pulls};
 use hangar_core::webhook::{self, Event};
 
 use crate::agent::Agent;
@@ -138,6 +140,12 @@ async fn process(
         .await
         .map_err(|e| e.to_string())?;
     let Some(hosted) = hosted else {
+        if matches!(event, Event::Push { .. }) {
+            let synced = sync_plain_mirrors(agent, forge.id, &remote, &body).await?;
+            if !synced.is_empty() {
+                return Ok(("done", format!("sync of {} requested", synced.join(", "))));
+            }
+        }
         return Ok((
             "ignored",
             format!(
@@ -156,6 +164,51 @@ async fn process(
         Event::PullRequest { action, pull, .. } => pull_request(agent, &hosted, action, pull).await,
         Event::Ping { .. } | Event::Other { .. } => Ok(("ignored", String::new())),
     }
+}
+
+/// A push to a repository that is only pull-mirrored here (made by `hangar
+/// mirror add` of its clone URL, or by a starred/org sync): those mirrors
+/// sync now, like their timer would. Returns their names.
+async fn sync_plain_mirrors(
+    agent: &Arc<Agent>,
+    forge: ForgeId,
+    remote: &str,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    // Stored mirror URLs are normalised by the same parser.
+    let urls: Vec<String> = webhook::clone_urls(body)
+        .iter()
+        .filter_map(|u| MirrorUrl::parse(u, true).ok())
+        .map(|u| u.to_string())
+        .collect();
+    let remote = remote.to_owned();
+    let synced = agent
+        .db(move |a| {
+            a.store.write(|tx| {
+                let mut ids = mirror_sources::repos_of_remote(tx, forge, &remote)?;
+                for url in &urls {
+                    ids.extend(mirrors::pull_by_url(tx, url)?);
+                }
+                ids.sort();
+                ids.dedup();
+                let mut names = Vec::new();
+                for id in ids {
+                    if let Some(mirror) = mirrors::get(tx, id)?
+                        && mirror.kind == mirrors::Kind::Pull
+                        && mirrors::request_now(tx, id)?
+                    {
+                        names.push(mirror.repo.to_string());
+                    }
+                }
+                Ok::<_, anyhow::Error>(names)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if !synced.is_empty() {
+        agent.mirrors.wake();
+    }
+    Ok(synced)
 }
 
 /// Refs that a push may name: branches and tags, in git's ref syntax.

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use hangar_core::ids::SourceId;
 use hangar_core::repo_name::RepoName;
+use hangar_core::store::mirror_sources;
 use hangar_core::store::mirrors::{self, Mirror};
 use hangar_core::store::{now_ms, repos};
 use serde::Deserialize;
@@ -18,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use crate::agent::Agent;
 use crate::mirror::add::{self, AddError};
 use crate::mirror::credentials::{self, Credential};
+use crate::mirror::source;
 
 pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
     let a = super::with_agent(agent.clone());
@@ -78,9 +81,40 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
     let remove_credential = base()
         .and(warp::path!("mirror-credentials" / String))
         .and(warp::delete())
+        .and(a.clone())
+        .and(who.clone())
+        .then(remove_credential);
+    let list_sources = base()
+        .and(warp::path!("mirror-sources"))
+        .and(warp::get())
+        .and(a.clone())
+        .and(who.clone())
+        .then(list_sources);
+    let add_source = base()
+        .and(warp::path!("mirror-sources"))
+        .and(warp::post())
+        .and(a.clone())
+        .and(who.clone())
+        .and(json_body())
+        .then(add_source);
+    let show_source = base()
+        .and(warp::path!("mirror-sources" / String))
+        .and(warp::get())
+        .and(a.clone())
+        .and(who.clone())
+        .then(show_source);
+    let poll_source = base()
+        .and(warp::path!("mirror-sources" / String / "poll"))
+        .and(warp::post())
+        .and(a.clone())
+        .and(who.clone())
+        .then(poll_source);
+    let remove_source = base()
+        .and(warp::path!("mirror-sources" / String))
+        .and(warp::delete())
         .and(a)
         .and(who)
-        .then(remove_credential);
+        .then(remove_source);
 
     list.or(add_pull)
         .unify()
@@ -97,6 +131,16 @@ pub fn routes(agent: Arc<Agent>) -> warp::filters::BoxedFilter<(Response,)> {
         .or(set_credential)
         .unify()
         .or(remove_credential)
+        .unify()
+        .or(list_sources)
+        .unify()
+        .or(add_source)
+        .unify()
+        .or(show_source)
+        .unify()
+        .or(poll_source)
+        .unify()
+        .or(remove_source)
         .unify()
         .map(|r: ApiResult| r.unwrap_or_else(ApiError::into_response))
         .boxed()
@@ -375,5 +419,108 @@ async fn remove_credential(host: String, agent: Arc<Agent>, caller: Caller) -> A
     if !existed {
         return Err(ApiError::not_found(format!("no credential for {shown}")));
     }
+    Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
+}
+
+/// A sync source as the API shows it: its row and `spec` (`github:mona`).
+fn source_json(found: &mirror_sources::Source) -> serde_json::Value {
+    let mut value = serde_json::to_value(found).unwrap_or_default();
+    value["spec"] = format!("{}:{}", found.provider.as_str(), found.target).into();
+    value
+}
+
+async fn list_sources(agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    caller.require_admin()?;
+    let all = agent
+        .db(|a| a.store.read(mirror_sources::list).map_err(ApiError::from))
+        .await?;
+    let items: Vec<_> = all.iter().map(source_json).collect();
+    json_reply(StatusCode::OK, &serde_json::json!({ "items": items }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSource {
+    /// `starred` or `org`.
+    kind: String,
+    spec: String,
+    forge: Option<String>,
+    interval_secs: Option<u64>,
+    #[serde(default)]
+    public: bool,
+}
+
+async fn add_source(agent: Arc<Agent>, caller: Caller, body: NewSource) -> ApiResult {
+    caller.require_admin()?;
+    let kind = mirror_sources::SourceKind::parse(&body.kind).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "kind {:?} is not valid: use starred or org",
+            body.kind
+        ))
+    })?;
+    let created = source::add(
+        &agent,
+        source::NewSync {
+            kind,
+            spec: body.spec,
+            forge: body.forge,
+            interval_secs: body.interval_secs,
+            public: body.public,
+        },
+    )
+    .await?;
+    json_reply(StatusCode::CREATED, &source_json(&created))
+}
+
+async fn find_source(
+    agent: &Arc<Agent>,
+    caller: &Caller,
+    id: &str,
+) -> Result<mirror_sources::Source, ApiError> {
+    caller.require_admin()?;
+    let missing =
+        || ApiError::not_found(format!("no sync source {id} (see `hangar mirror sources`)"));
+    let id: SourceId = id.parse().map_err(|_| missing())?;
+    agent
+        .db(move |a| {
+            a.store
+                .read(|c| mirror_sources::get(c, id))
+                .map_err(ApiError::from)
+        })
+        .await?
+        .ok_or_else(missing)
+}
+
+async fn show_source(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    let found = find_source(&agent, &caller, &id).await?;
+    json_reply(StatusCode::OK, &source_json(&found))
+}
+
+/// Polls now (the forge still answers 304 when nothing changed).
+async fn poll_source(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    let found = find_source(&agent, &caller, &id).await?;
+    let id = found.id;
+    agent
+        .db(move |a| {
+            a.store
+                .write(|tx| mirror_sources::request_now(tx, id))
+                .map_err(ApiError::from)
+        })
+        .await?;
+    agent.mirrors.wake();
+    json_reply(StatusCode::OK, &source_json(&found))
+}
+
+/// Stops following the list; the mirrors it made stay.
+async fn remove_source(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    let found = find_source(&agent, &caller, &id).await?;
+    let id = found.id;
+    agent
+        .db(move |a| {
+            a.store
+                .write(|tx| mirror_sources::delete(tx, id))
+                .map_err(ApiError::from)
+        })
+        .await?;
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
 }

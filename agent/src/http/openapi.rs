@@ -67,6 +67,23 @@ fn forges(doc: &mut Value) {
         "get": op("The SSH tunnel's public key and fingerprint (admin)", "webhooks"),
         "post": with_body(op("Make or import the SSH tunnel's client key (admin); answers with its public key", "webhooks"), "NewTunnelKey", true)
     });
+    doc["components"]["schemas"]["NewMirrorSource"] = json!({ "type": "object", "required": ["kind", "spec"], "additionalProperties": false, "properties": {
+        "kind": { "type": "string", "enum": ["starred", "org"] },
+        "spec": { "type": "string", "description": "github:USER, github:ORG, gitlab:USER or gitlab:GROUP[/SUBGROUP]" },
+        "forge": { "type": "string", "description": "Forge account name, when several serve the provider" },
+        "interval_secs": { "type": "integer", "description": "Poll interval [default: mirror_source_interval_secs]" },
+        "public": { "type": "boolean", "description": "Mirrors it creates are public on the LAN" } } });
+    let paths = &mut doc["paths"];
+    paths["/api/v1/mirror-sources"] = json!({
+        "get": op("Sync sources (starred repos, organizations) with last poll, repo count and last error (admin)", "mirrors"),
+        "post": with_body(op("Follow a forge list: mirror each repository in it, archive those that leave (admin)", "mirrors"), "NewMirrorSource", true)
+    });
+    paths["/api/v1/mirror-sources/{id}"] = json!({
+        "get": params(op("One sync source (admin)", "mirrors"), &[("id", "path")]),
+        "delete": params(op("Stop following a source; its mirrors stay (admin)", "mirrors"), &[("id", "path")])
+    });
+    paths["/api/v1/mirror-sources/{id}/poll"] =
+        json!({ "post": params(op("Poll a source now (admin)", "mirrors"), &[("id", "path")]) });
     paths["/api/v1/pulls"] = json!({ "get": params(op("Pull and merge requests of hosted repos, recently updated first", "forges"), &[("state", "query"), ("limit", "query")]) });
 }
 

@@ -62,7 +62,7 @@ pub async fn check_url(agent: &Agent, text: &str, allow_http: bool) -> Result<Mi
     Ok(url)
 }
 
-fn interval(agent: &Agent, secs: Option<u64>) -> Result<u64, AddError> {
+pub fn interval(agent: &Agent, secs: Option<u64>) -> Result<u64, AddError> {
     let secs = secs.unwrap_or(agent.settings.mirror_interval_secs);
     if secs == 0 || secs > 30 * 86400 {
         return Err(AddError::Invalid(

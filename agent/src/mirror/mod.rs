@@ -8,13 +8,15 @@
 pub mod add;
 pub mod credentials;
 pub mod remote;
+pub mod source;
 pub mod sync;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_core::ids::RepoId;
+use hangar_core::ids::{RepoId, SourceId};
+use hangar_core::store::mirror_sources;
 use hangar_core::store::mirrors::{self, Kind};
 use hangar_core::store::{events, now_ms};
 use tokio::sync::{Notify, Semaphore};
@@ -35,6 +37,8 @@ pub struct Mirrors {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Job {
     Mirror(RepoId),
+    /// A poll of a sync source (starred repos, an organization).
+    Source(SourceId),
 }
 
 impl Mirrors {
@@ -121,15 +125,26 @@ async fn run(agent: Arc<Agent>) {
     let mut jobs: JoinSet<Job> = JoinSet::new();
     loop {
         let schedule = agent
-            .db(|a| a.store.read(mirrors::schedule).map_err(anyhow::Error::from))
+            .db(|a| {
+                a.store.read(|c| {
+                    let mirrors = mirrors::schedule(c)?;
+                    let sources = mirror_sources::schedule(c)?;
+                    Ok::<_, anyhow::Error>((mirrors, sources))
+                })
+            })
             .await;
         let now = now_ms();
         let mut next = now + MAX_NAP.as_millis() as i64;
         match schedule {
-            Ok(mirror_times) => {
+            Ok((mirror_times, source_times)) => {
                 let all = mirror_times
                     .into_iter()
-                    .map(|(id, at)| (Job::Mirror(id), at));
+                    .map(|(id, at)| (Job::Mirror(id), at))
+                    .chain(
+                        source_times
+                            .into_iter()
+                            .map(|(id, at)| (Job::Source(id), at)),
+                    );
                 for (job, at) in all {
                     if running.contains(&job) {
                         continue;
@@ -169,6 +184,7 @@ async fn run_job(agent: Arc<Agent>, job: Job) -> Job {
     };
     match &job {
         Job::Mirror(id) => sync_mirror(&agent, *id).await,
+        Job::Source(id) => source::poll(&agent, *id).await,
     }
     job
 }

@@ -122,6 +122,8 @@ pub fn delete(conn: &Connection, id: ForgeId) -> Result<std::result::Result<(), 
         return Ok(Err(used));
     }
     conn.execute("DELETE FROM pulls WHERE forge_id = ?1", [id])?;
+    // Its sync sources stop; the mirrors they made stay.
+    conn.execute("DELETE FROM mirror_sources WHERE forge_id = ?1", [id])?;
     conn.execute("DELETE FROM forges WHERE id = ?1", [id])?;
     Ok(Ok(()))
 }

@@ -189,6 +189,15 @@ pub fn list(conn: &Connection) -> Result<Vec<Mirror>> {
     Ok(mirrors)
 }
 
+/// Pull mirrors of `url` (as stored: the parsed, normalised URL).
+pub fn pull_by_url(conn: &Connection, url: &str) -> Result<Vec<RepoId>> {
+    let mut stmt = conn.prepare("SELECT repo_id FROM mirrors WHERE kind = 'pull' AND url = ?1")?;
+    let rows = stmt
+        .query_map([url], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Mirrors that sync on their own (not paused or archived): id and next attempt.
 pub fn schedule(conn: &Connection) -> Result<Vec<(RepoId, i64)>> {
     let mut stmt = conn.prepare(

@@ -10,6 +10,7 @@ pub mod commit_statuses;
 pub mod deliveries;
 pub mod events;
 pub mod forges;
+pub mod mirror_sources;
 pub mod mirrors;
 pub mod pulls;
 pub mod repos;
@@ -40,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_artifacts",
         include_str!("migrations/0009_artifacts.sql"),
+    ),
+    (
+        "0011_mirror_sync",
+        include_str!("migrations/0011_mirror_sync.sql"),
     ),
 ];
 
