@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gitserve import client_env, free_port, log, proc_status, run  # noqa: E402
+from gitserve import add_hangar_arg, client_env, free_port, log, proc_status, require_hangar, run  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -238,12 +238,10 @@ def main():
     ap.add_argument("--pushes", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=200)
     ap.add_argument("--lines", type=int, default=60)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/hangar/target"))
-    ap.add_argument("--hangar", type=Path, default=target / "release" / "hangar")
+    add_hangar_arg(ap)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    if not args.hangar.exists():
-        sys.exit(f"{args.hangar} is missing: build it with `cargo build --release -p hangar-agent`")
+    require_hangar(args.hangar)
 
     root = Path(tempfile.mkdtemp(prefix="hangar-bench-builds-"))
     env = client_env(root / "home")

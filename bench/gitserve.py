@@ -85,6 +85,17 @@ def wait_port(port: int, timeout=20.0):
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def add_hangar_arg(ap: argparse.ArgumentParser):
+    """`--hangar PATH`: the release binary under $CARGO_TARGET_DIR (or ~/.cache/hangar/target)."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/hangar/target"))
+    ap.add_argument("--hangar", type=Path, default=target / "release" / "hangar")
+
+
+def require_hangar(binary: Path):
+    if not binary.exists():
+        sys.exit(f"{binary} is missing: build it with `cargo build --release -p hangar-agent`")
+
+
 def client_env(home: Path) -> dict:
     """Environment for git clients and servers: no user/system config, no prompts."""
     env = dict(os.environ)

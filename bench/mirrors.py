@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from builds import Agent  # noqa: E402
-from gitserve import build_repo, client_env, free_port, gitout, log, machine_info, run, wait_port  # noqa: E402
+from gitserve import add_hangar_arg, build_repo, client_env, free_port, gitout, log, machine_info, require_hangar, run, wait_port  # noqa: E402
 
 
 class Daemon:
@@ -143,12 +143,10 @@ def main():
     ap.add_argument("--mirrors", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="the small bench repository (~15 MB)")
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/hangar/target"))
-    ap.add_argument("--hangar", type=Path, default=target / "release" / "hangar")
+    add_hangar_arg(ap)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    if not args.hangar.exists():
-        sys.exit(f"{args.hangar} is missing: build it with `cargo build --release -p hangar-agent`")
+    require_hangar(args.hangar)
 
     root = Path(tempfile.mkdtemp(prefix="hangar-bench-mirrors-"))
     (root / "home").mkdir()

@@ -141,12 +141,15 @@ impl Forge for GitHub {
                     .map_err(|e| ForgeError::Request(format!("GET {path}: {e}")))?,
                 None => None,
             };
-            Ok(Some(Page {
-                path: path.to_owned(),
-                etag: header("etag").map(str::to_owned),
+            super::page(
+                path,
+                header("etag"),
                 next_path,
-                repos: super::listed(path, &answer, "full_name", "clone_url")?,
-            }))
+                &answer,
+                "full_name",
+                "clone_url",
+            )
+            .map(Some)
         }
         .boxed()
     }

@@ -165,12 +165,15 @@ impl Forge for GitLab {
                 }
                 None => None,
             };
-            Ok(Some(Page {
-                path: path.to_owned(),
-                etag: header("etag").map(str::to_owned),
+            super::page(
+                path,
+                header("etag"),
                 next_path,
-                repos: super::listed(path, &answer, "path_with_namespace", "http_url_to_repo")?,
-            }))
+                &answer,
+                "path_with_namespace",
+                "http_url_to_repo",
+            )
+            .map(Some)
         }
         .boxed()
     }

@@ -108,8 +108,24 @@ pub trait Forge: Send + Sync {
 /// Most repositories read from one page.
 const MAX_PAGE_ITEMS: usize = 1000;
 
-/// The repositories of one list page: `name` and `url` are the fields that
-/// hold the forge path and the HTTPS clone URL.
+/// One list page read from `answer`: `name` and `url` are the fields that
+/// hold each repository's forge path and HTTPS clone URL.
+fn page(
+    path: &str,
+    etag: Option<&str>,
+    next_path: Option<String>,
+    answer: &serde_json::Value,
+    name: &str,
+    url: &str,
+) -> Result<Page, ForgeError> {
+    Ok(Page {
+        path: path.to_owned(),
+        etag: etag.map(str::to_owned),
+        next_path,
+        repos: listed(path, answer, name, url)?,
+    })
+}
+
 fn listed(
     path: &str,
     answer: &serde_json::Value,
