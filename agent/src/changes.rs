@@ -43,6 +43,8 @@ pub enum Change {
         ok: bool,
         failures: u32,
     },
+    /// The build queue was paused or resumed.
+    Queue { paused: bool },
 }
 
 /// The agent's change feed.

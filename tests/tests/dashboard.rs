@@ -124,6 +124,15 @@ fn the_event_stream_tells_about_pushes_jobs_and_builds() {
         serde_json::json!(["push"])
     );
     assert_eq!(workflows["items"][0]["jobs"], serde_json::json!(["say"]));
+
+    // Pausing and resuming the queue are events too (the tray follows them).
+    for (action, paused) in [("pause", true), ("resume", false)] {
+        let (status, _) = agent.api("POST", &format!("/api/v1/queue/{action}"), None);
+        assert_eq!(status, 200, "{action}");
+        expect_event(&rx, &agent, action, |e, d| {
+            e == "queue" && d["paused"] == paused
+        });
+    }
 }
 
 #[test]

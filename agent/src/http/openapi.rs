@@ -116,7 +116,7 @@ fn core_document() -> Value {
         "paths": {
             "/api/v1/status": { "get": op("Agent status: version, URL, SSH address and host key fingerprint, uptime, counts", "agent") },
             "/api/v1/host": { "get": op("The host: CPU, memory, the data dir's disk, load; queued jobs and executor slots", "agent") },
-            "/api/v1/events": { "get": op("Server-sent events: `build`, `job`, `step`, `push`, `mirror` changes as JSON; `reload` when the listener fell behind", "agent") },
+            "/api/v1/events": { "get": op("Server-sent events: `build`, `job`, `step`, `push`, `mirror`, `queue` changes as JSON; `reload` when the listener fell behind", "agent") },
             "/api/v1/session": {
                 "post": with_body(op("Sign a browser in: sets the HttpOnly `hangar_session` cookie. With the cookie, requests that change something must send the `x-hangar-ui` header", "agent"), "SignIn", false),
                 "delete": op("Sign the browser out (clears the cookie)", "agent")

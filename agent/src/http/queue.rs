@@ -71,5 +71,6 @@ async fn set(action: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
         .await
         .map_err(ApiError::internal)?;
     tracing::info!(paused, "build queue {action}d");
+    agent.changes.send(crate::changes::Change::Queue { paused });
     state(&agent).await
 }
