@@ -8,11 +8,13 @@
 
 mod link;
 mod notify;
+mod sse;
 mod status;
 mod tray;
 mod window;
 
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use tauri::{Manager as _, RunEvent, WindowEvent};
@@ -24,6 +26,8 @@ pub struct Desktop {
     pub link: Link,
     /// The last look at the agent (None until the first one, or while it is unreachable).
     last: Mutex<Option<status::Snapshot>>,
+    /// Whether the agent answered the last read.
+    online: AtomicBool,
     tray: Mutex<tray::Shown>,
     /// Kept open: on X11 the clipboard's owner must live to serve pastes.
     clipboard: Mutex<Option<arboard::Clipboard>>,
@@ -77,6 +81,7 @@ fn run() -> anyhow::Result<()> {
             let desktop = Arc::new(Desktop {
                 link,
                 last: Mutex::new(None),
+                online: AtomicBool::new(false),
                 tray: Mutex::new(tray::Shown::default()),
                 clipboard: Mutex::new(None),
             });

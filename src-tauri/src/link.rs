@@ -12,12 +12,20 @@ use serde::de::DeserializeOwned;
 
 use crate::status::{Build, Mirror, Snapshot};
 
+struct Clients {
+    api: reqwest::Client,
+    stream: reqwest::Client,
+}
+
 /// How the app reaches the agent's API.
 pub struct Link {
     pub url: String,
     token: String,
     pub data_dir: PathBuf,
     http: reqwest::Client,
+    /// For the event stream: no overall timeout (the stream is endless);
+    /// the tray times out reads instead.
+    stream: reqwest::Client,
     /// Whether this app started the agent (quitting the app then stops it).
     pub owns_agent: bool,
     owned: tokio::sync::Mutex<Option<hangar_agent::Running>>,
@@ -26,12 +34,17 @@ pub struct Link {
 impl Link {
     /// Attaches to a healthy agent of `data_dir`, or starts one in-process.
     pub async fn connect(data_dir: PathBuf) -> anyhow::Result<Link> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()?;
+        let http = Clients {
+            api: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            stream: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .build()?,
+        };
         let data = DataDir::new(&data_dir);
         if let Some(file) = read_agent_file(&data)
-            && healthy(&http, &file.url).await
+            && healthy(&http.api, &file.url).await
         {
             tracing::info!(url = %file.url, "attached to the running agent");
             return Ok(Self::new(file, data_dir, http, None));
@@ -56,14 +69,15 @@ impl Link {
     fn new(
         file: AgentFile,
         data_dir: PathBuf,
-        http: reqwest::Client,
+        http: Clients,
         owned: Option<hangar_agent::Running>,
     ) -> Link {
         Link {
             url: file.url,
             token: file.token,
             data_dir,
-            http,
+            http: http.api,
+            stream: http.stream,
             owns_agent: owned.is_some(),
             owned: tokio::sync::Mutex::new(owned),
         }
@@ -98,6 +112,22 @@ impl Link {
         let status = response.status();
         anyhow::ensure!(status.is_success(), "POST {path}: HTTP {status}");
         Ok(())
+    }
+
+    /// Opens the agent's event stream (`GET /api/v1/events`).
+    pub async fn events(&self) -> anyhow::Result<reqwest::Response> {
+        let path = "/api/v1/events";
+        let response = self
+            .stream
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        anyhow::ensure!(status.is_success(), "GET {path}: HTTP {status}");
+        Ok(response)
     }
 
     /// One look at the agent for the tray.

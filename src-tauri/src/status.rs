@@ -1,7 +1,9 @@
 //! What the tray shows, derived from what the agent's API says: a pure state
-//! machine (no I/O), so every rule here is unit-tested. The poller feeds it
-//! [`Snapshot`]s; it answers with the tray's [`TrayState`] and the
-//! [`Notice`]s worth a desktop notification.
+//! machine (no I/O), so every rule here is unit-tested. The tray follows the
+//! agent's event stream; [`Refresh::after`] says which events make it read
+//! the REST API again, and each read gives a [`Snapshot`], from which this
+//! module derives the tray's [`TrayState`] and the [`Notice`]s worth a
+//! desktop notification.
 
 use serde::Deserialize;
 
@@ -193,6 +195,51 @@ pub fn notices(before: Option<&Snapshot>, after: &Snapshot) -> Vec<Notice> {
     out
 }
 
+/// What to read again from the REST API after an event of the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refresh {
+    /// Builds, mirrors and the queue (the [`Snapshot`]).
+    pub snapshot: bool,
+    /// The repositories of the clone-URL menu.
+    pub repos: bool,
+}
+
+impl Refresh {
+    /// `hello` opens every (re)connected stream and `reload` says changes
+    /// were dropped: both re-read everything. Build, mirror and queue
+    /// changes alter the snapshot; a push may be a new repository's first.
+    /// Job and step changes show in the window only.
+    pub fn after(event: &str) -> Refresh {
+        match event {
+            "hello" | "reload" => Refresh {
+                snapshot: true,
+                repos: true,
+            },
+            "build" | "mirror" | "queue" => Refresh {
+                snapshot: true,
+                repos: false,
+            },
+            "push" => Refresh {
+                snapshot: false,
+                repos: true,
+            },
+            _ => Refresh::default(),
+        }
+    }
+
+    pub fn any(self) -> bool {
+        self.snapshot || self.repos
+    }
+
+    /// Both reads, for events that arrived close together.
+    pub fn and(self, other: Refresh) -> Refresh {
+        Refresh {
+            snapshot: self.snapshot || other.snapshot,
+            repos: self.repos || other.repos,
+        }
+    }
+}
+
 /// The verdict of the newest older build of the same workflow in `older`.
 fn previous_verdict(older: &[Build], build: &Build) -> Option<bool> {
     older
@@ -331,6 +378,31 @@ mod tests {
         let before = snap(vec![build("b2", "a/x", "running"), other.clone()]);
         let after = snap(vec![build("b2", "a/x", "success"), other]);
         assert!(notices(Some(&before), &after).is_empty());
+    }
+
+    #[test]
+    fn only_events_that_change_the_tray_refresh_it() {
+        let all = Refresh {
+            snapshot: true,
+            repos: true,
+        };
+        assert_eq!(Refresh::after("hello"), all);
+        assert_eq!(Refresh::after("reload"), all);
+        for name in ["build", "mirror", "queue"] {
+            assert_eq!(
+                Refresh::after(name),
+                Refresh {
+                    snapshot: true,
+                    repos: false
+                },
+                "{name}"
+            );
+        }
+        assert!(!Refresh::after("push").snapshot && Refresh::after("push").repos);
+        for name in ["job", "step", "message", "keepalive"] {
+            assert!(!Refresh::after(name).any(), "{name}");
+        }
+        assert_eq!(Refresh::after("push").and(Refresh::after("build")), all);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! builds, and the few actions a build host's owner needs without a window.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tauri::image::Image;
@@ -12,11 +13,16 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager as _, Wry};
 
 use crate::Desktop;
-use crate::status::{Snapshot, TrayState};
+use crate::sse::{Backoff, Parser};
+use crate::status::{Refresh, Snapshot, TrayState};
 
 const TRAY: &str = "hangar";
-/// How often the tray asks the agent for news.
-const POLL: Duration = Duration::from_secs(2);
+/// How long the event stream may stay silent: the agent writes a keepalive
+/// every 15 s, so this means the connection is dead.
+const SILENCE: Duration = Duration::from_secs(45);
+/// Events this close together share one read of the REST API (a push
+/// queues several builds at once).
+const SETTLE: Duration = Duration::from_millis(150);
 /// How long a first click on Quit (with builds running) waits for the second.
 const QUIT_CONFIRM: Duration = Duration::from_secs(15);
 
@@ -65,57 +71,119 @@ fn icon(state: &str) -> tauri::Result<Image<'static>> {
     Image::from_bytes(bytes)
 }
 
-/// Polls the agent for as long as the app runs: updates the tray and sends
-/// notifications for what changed.
+/// Follows the agent's event stream for as long as the app runs: reads the
+/// REST API when an event says the tray's state changed (and at every
+/// connect), updates the tray and sends notifications for what changed.
+/// A dropped stream (the agent restarting, say) is reopened with backoff.
 pub fn watch(app: AppHandle, desktop: Arc<Desktop>) {
     tauri::async_runtime::spawn(async move {
+        let mut backoff = Backoff::default();
         loop {
-            let snapshot = desktop.link.snapshot().await;
-            let repos = desktop.link.clone_urls().await.unwrap_or_else(|e| {
-                tracing::warn!("cannot list repositories: {e:#}");
-                Vec::new()
-            });
-            let snapshot = match snapshot {
-                Ok(snapshot) => Some(snapshot),
-                Err(e) => {
-                    tracing::warn!("cannot reach the agent: {e:#}");
-                    None
-                }
-            };
-            let notices = {
-                let mut last = Desktop::lock(&desktop.last);
-                let notices = snapshot
-                    .as_ref()
-                    .map(|now| crate::status::notices(last.as_ref(), now))
-                    .unwrap_or_default();
-                *last = snapshot;
-                notices
-            };
-            for notice in notices {
-                crate::notify::show(&app, notice);
+            let mut parser = Parser::default();
+            if let Err(e) = follow(&app, &desktop, &mut parser, &mut backoff).await {
+                tracing::warn!("agent event stream: {e:#}");
             }
-            refresh(&app, &desktop, repos);
-            tokio::time::sleep(POLL).await;
+            desktop.online.store(false, Ordering::SeqCst);
+            refresh(&app, &desktop, None);
+            tokio::time::sleep(backoff.next(parser.retry)).await;
         }
     });
 }
 
-/// Redraws the tray from the last snapshot (when anything changed).
-fn refresh(app: &AppHandle, desktop: &Arc<Desktop>, repos: Vec<(String, String)>) {
-    let snapshot = Desktop::lock(&desktop.last).clone();
+/// Follows one connection of the event stream until it drops.
+async fn follow(
+    app: &AppHandle,
+    desktop: &Arc<Desktop>,
+    parser: &mut Parser,
+    backoff: &mut Backoff,
+) -> anyhow::Result<()> {
+    let mut response = desktop.link.events().await?;
+    let mut pending = Refresh::default();
+    let mut due: Option<tokio::time::Instant> = None;
+    loop {
+        let wait = due.map_or(SILENCE, |d| {
+            d.saturating_duration_since(tokio::time::Instant::now())
+        });
+        match tokio::time::timeout(wait, response.chunk()).await {
+            Ok(chunk) => {
+                let Some(chunk) = chunk? else {
+                    anyhow::bail!("the agent closed the stream");
+                };
+                for event in parser.push(&chunk)? {
+                    if event.name == "hello" {
+                        backoff.reset();
+                    }
+                    let what = Refresh::after(&event.name);
+                    if what.any() && due.is_none() {
+                        due = Some(tokio::time::Instant::now() + SETTLE);
+                    }
+                    pending = pending.and(what);
+                }
+            }
+            Err(_) if due.is_some() => {}
+            Err(_) => anyhow::bail!("no event or keepalive for {} s", SILENCE.as_secs()),
+        }
+        if due.is_some_and(|d| d <= tokio::time::Instant::now()) {
+            due = None;
+            read(app, desktop, std::mem::take(&mut pending)).await;
+        }
+    }
+}
+
+/// Reads what `what` names from the REST API, notifies about what changed
+/// since the last read, and redraws the tray.
+async fn read(app: &AppHandle, desktop: &Arc<Desktop>, what: Refresh) {
+    let repos = if what.repos {
+        desktop
+            .link
+            .clone_urls()
+            .await
+            .inspect_err(|e| tracing::warn!("cannot list repositories: {e:#}"))
+            .ok()
+    } else {
+        None
+    };
+    if what.snapshot {
+        match desktop.link.snapshot().await {
+            Ok(now) => {
+                let notices = {
+                    let mut last = Desktop::lock(&desktop.last);
+                    let notices = crate::status::notices(last.as_ref(), &now);
+                    *last = Some(now);
+                    notices
+                };
+                desktop.online.store(true, Ordering::SeqCst);
+                for notice in notices {
+                    crate::notify::show(app, notice);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot reach the agent: {e:#}");
+                desktop.online.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+    refresh(app, desktop, repos);
+}
+
+/// Redraws the tray from the last snapshot (when anything changed). `repos`
+/// replaces the clone-URL list when given.
+fn refresh(app: &AppHandle, desktop: &Arc<Desktop>, repos: Option<Vec<(String, String)>>) {
+    // The last snapshot stays the baseline for notifications while the
+    // agent is away; the tray only shows it while the agent answers.
+    let snapshot = Desktop::lock(&desktop.last)
+        .clone()
+        .filter(|_| desktop.online.load(Ordering::SeqCst));
     let armed = Desktop::lock(&desktop.tray)
         .quit_armed
         .is_some_and(|t| t.elapsed() < QUIT_CONFIRM);
-    let repos = if repos.is_empty() {
-        // Keep the last list when the agent did not answer this time.
+    let repos = repos.unwrap_or_else(|| {
         Desktop::lock(&desktop.tray)
             .menu
             .as_ref()
             .map(|m| m.repos.clone())
             .unwrap_or_default()
-    } else {
-        repos
-    };
+    });
     let next = model(desktop, snapshot.as_ref(), repos, armed);
     let icon_name = snapshot.as_ref().map_or("failed", |s| s.state().as_str());
     let Some(tray) = app.tray_by_id(TRAY) else {
@@ -281,24 +349,19 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
             tracing::error!("cannot copy to the clipboard: {e:#}");
         }
     } else if let Some(action) = id.strip_prefix("queue:") {
-        let app = app.clone();
         let action = action.to_owned();
         let path = format!("/api/v1/queue/{action}");
         tauri::async_runtime::spawn(async move {
+            // The agent's `queue` event then refreshes the tray.
             if let Err(e) = desktop.link.post(&path).await {
                 tracing::error!("cannot {action} the queue: {e:#}");
             }
-            // Show the new state now rather than at the next poll.
-            if let Ok(snapshot) = desktop.link.snapshot().await {
-                *Desktop::lock(&desktop.last) = Some(snapshot);
-            }
-            refresh(&app, &desktop, Vec::new());
         });
     } else if id == "open" {
         crate::window::show(app, None);
     } else if id == "login" {
         toggle_start_at_login(&desktop);
-        refresh(app, &desktop, Vec::new());
+        refresh(app, &desktop, None);
     } else if id == "quit" {
         let running = running_builds(Desktop::lock(&desktop.last).as_ref());
         let armed = {
@@ -320,7 +383,7 @@ fn on_menu_event(app: &AppHandle, event: MenuEvent) {
                     page: "/".to_owned(),
                 },
             );
-            refresh(app, &desktop, Vec::new());
+            refresh(app, &desktop, None);
             return;
         }
         crate::quit(app, desktop);

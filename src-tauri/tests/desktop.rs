@@ -83,6 +83,47 @@ fn window_shows_the_dashboard_and_the_tray_menu_works() {
         "status line: {items:?}"
     );
 
+    // The tray follows the agent's event stream: a change made elsewhere
+    // (here the REST API) shows in the menu without any polling.
+    let token =
+        hangar_agent::agent::read_agent_file(&hangar_core::data_dir::DataDir::new(dir.path()))
+            .expect("agent.json")
+            .token;
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/api/v1/queue/resume"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("resume the queue");
+        assert!(response.status().is_success(), "resume: {response:?}");
+    });
+    wait_for(&mut app, "the resumed menu", || {
+        let items = menu.layout();
+        items
+            .iter()
+            .any(|i| i.label == "Pause the build queue")
+            .then_some(())
+    });
+
+    // The agent restarts: the tray says it is away, then reconnects to the
+    // new agent on the same address and shows its state again.
+    runtime.block_on(agent.shutdown());
+    let away = format!("Agent not answering at {url}");
+    wait_for(&mut app, "the agent-away status", || {
+        menu.layout().iter().any(|i| i.label == away).then_some(())
+    });
+    let address = url.trim_start_matches("http://").to_owned();
+    let agent = runtime.block_on(start_agent_at(dir.path(), &address));
+    assert_eq!(agent.agent.url, url, "the agent came back elsewhere");
+    let items = wait_for(&mut app, "the menu after the agent came back", || {
+        let items = menu.layout();
+        items
+            .iter()
+            .any(|i| i.label == "Idle: all builds green")
+            .then_some(items)
+    });
+
     // Quit ends the app (the agent it attached to keeps running).
     menu.click(&items, "Quit Hangar");
     let status = app.wait_exit(Duration::from_secs(20));
@@ -114,8 +155,12 @@ fn rerun_headless(name: &str) {
 }
 
 async fn start_agent(dir: &Path) -> hangar_agent::Running {
+    start_agent_at(dir, "127.0.0.1:0").await
+}
+
+async fn start_agent_at(dir: &Path, address: &str) -> hangar_agent::Running {
     let mut settings = hangar_core::config::Settings::default();
-    settings.set("http", "127.0.0.1:0").expect("http setting");
+    settings.set("http", address).expect("http setting");
     settings.no_ssh = true;
     hangar_agent::start(hangar_agent::Config {
         data_dir: dir.to_owned(),
