@@ -27,8 +27,74 @@ fn params(mut value: Value, names: &[(&str, &str)]) -> Value {
 
 pub fn document() -> Value {
     let mut doc = core_document();
+    builds(&mut doc);
+    mirrors(&mut doc);
     forges(&mut doc);
     doc
+}
+
+/// Builds, their logs and artifacts, and the `actions/cache` entries.
+fn builds(doc: &mut Value) {
+    let id = [("id", "path")];
+    doc["components"]["schemas"]["RunBuild"] = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "ref": { "type": "string", "description": "Branch, tag or commit [default: main]" },
+        "workflow": { "type": "string", "description": "Workflow file or name [default: every workflow with a `workflow_dispatch` trigger]" },
+        "inputs": { "type": "object", "additionalProperties": { "type": "string" }, "description": "`workflow_dispatch` inputs" } } });
+    let paths = &mut doc["paths"];
+    paths["/api/v1/builds"] = json!({ "get": params(op("Builds, newest first; `next` is the `before` of the next page", "builds"),
+        &[("repo", "query"), ("status", "query"), ("before", "query"), ("limit", "query")]) });
+    paths["/api/v1/builds/{id}"] = json!({ "get": params(op("One build with its jobs, steps and annotations", "builds"), &id) });
+    paths["/api/v1/builds/{id}/jobs/{job}/log"] = json!({ "get": params(op("A job's log as text; `follow=1`: server-sent events, one per line (`id` = line number, resumes after `Last-Event-ID`), `end` when the job ends; `timestamps=1` keeps each line's time", "builds"),
+        &[("id", "path"), ("job", "path"), ("follow", "query"), ("timestamps", "query")]) });
+    paths["/api/v1/builds/{id}/cancel"] = json!({ "post": params(op("Cancel a queued or running build (write access); 409 when it already ended", "builds"), &id) });
+    paths["/api/v1/builds/{id}/rerun"] = json!({ "post": params(op("Run a finished build again as a new build (write access); `failed=1`: only the jobs that did not succeed, the others copied as they were", "builds"), &[("id", "path"), ("failed", "query")]) });
+    paths["/api/v1/repos/{owner}/{name}/builds"] = json!({ "post": params(with_body(op("Run the `workflow_dispatch` workflows at a ref now (write access)", "builds"), "RunBuild", true), &[("owner", "path"), ("name", "path")]) });
+    paths["/api/v1/builds/{id}/artifacts"] = json!({ "get": params(op("A build's artifacts: name, job, files, size (bytes), created and expiry times", "builds"), &id) });
+    paths["/api/v1/builds/{id}/artifacts/{artifact}"] = json!({ "get": params(op("Download one artifact as a tar (`application/x-tar`); percent-encode the name", "builds"), &[("id", "path"), ("artifact", "path")]) });
+    paths["/api/v1/caches"] = json!({
+        "get": params(op("`actions/cache` entries of a repository (`repo=OWNER/NAME`), or of all (admin)", "builds"), &[("repo", "query")]),
+        "delete": params(op("Delete a repository's cache entries, or one `key` (write access)", "builds"), &[("repo", "query"), ("key", "query")])
+    });
+}
+
+/// Pull and push mirrors and the credentials they use.
+fn mirrors(doc: &mut Value) {
+    let mirror = [("owner", "path"), ("name", "path")];
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["NewMirror"] = json!({ "type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+        "url": { "type": "string", "description": "https://, ssh:// or git:// URL of the repository to mirror" },
+        "name": { "type": "string", "description": "Local OWNER/NAME [default: from the URL]" },
+        "interval_secs": { "type": "integer" }, "public": { "type": "boolean" }, "allow_http": { "type": "boolean" } } });
+    schemas["NewPushMirror"] = json!({ "type": "object", "required": ["repo", "url"], "additionalProperties": false, "properties": {
+        "repo": { "type": "string", "description": "Local OWNER/NAME whose pushes are forwarded" },
+        "url": { "type": "string" }, "branches": { "type": "string", "description": "Branch pattern" },
+        "interval_secs": { "type": "integer" }, "allow_http": { "type": "boolean" } } });
+    schemas["NewMirrorCredential"] = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "token": { "type": "string", "maxLength": 4096 }, "username": { "type": "string", "description": "With `token` [default: x-access-token]" },
+        "ssh_key": { "type": "string", "description": "An OpenSSH private key (instead of `token`)" } } });
+    let paths = &mut doc["paths"];
+    paths["/api/v1/mirrors"] = json!({
+        "get": op("Mirrors: state, last success (age), last error, refs and bytes of the last sync", "mirrors"),
+        "post": with_body(op("Mirror a remote repository here, read-only (write access); the first clone runs in the background", "mirrors"), "NewMirror", true)
+    });
+    paths["/api/v1/mirrors/push"] = json!({ "post": with_body(op("Forward every push of a local repository to a remote (write access)", "mirrors"), "NewPushMirror", true) });
+    paths["/api/v1/mirrors/{owner}/{name}"] = json!({
+        "get": params(op("One mirror", "mirrors"), &mirror),
+        "delete": params(op("Stop mirroring; the repository stays (write access)", "mirrors"), &mirror)
+    });
+    for (action, summary) in [
+        ("sync", "Sync now (write access)"),
+        ("pause", "Pause syncing (write access)"),
+        ("resume", "Resume syncing (write access)"),
+    ] {
+        paths[format!("/api/v1/mirrors/{{owner}}/{{name}}/{action}")] =
+            json!({ "post": params(op(summary, "mirrors"), &mirror) });
+    }
+    paths["/api/v1/mirror-credentials"] = json!({ "get": op("Hosts with mirror credentials and their kind, never the values (admin)", "mirrors") });
+    paths["/api/v1/mirror-credentials/{host}"] = json!({
+        "put": params(with_body(op("Store a token or SSH key for a host (admin)", "mirrors"), "NewMirrorCredential", true), &[("host", "path")]),
+        "delete": params(op("Forget a host's credential (admin)", "mirrors"), &[("host", "path")])
+    });
 }
 
 /// Forge accounts, hosted repos, webhook deliveries and pull requests.
@@ -114,6 +180,7 @@ fn core_document() -> Value {
         },
         "security": [{ "token": [] }],
         "paths": {
+            "/api/v1/openapi.json": { "get": op("This document (no sign-in needed)", "agent") },
             "/api/v1/status": { "get": op("Agent status: version, URL, SSH address and host key fingerprint, uptime, counts", "agent") },
             "/api/v1/host": { "get": op("The host: CPU, memory, the data dir's disk, load; queued jobs and executor slots", "agent") },
             "/api/v1/events": { "get": op("Server-sent events: `build`, `job`, `step`, `push`, `mirror`, `queue` changes as JSON; `reload` when the listener fell behind", "agent") },
@@ -165,4 +232,114 @@ fn core_document() -> Value {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::document;
+
+    /// One route as served: path segments (`None` for a `String` parameter)
+    /// and the method.
+    type Route = (Vec<Option<String>>, String);
+
+    /// Every `/api/v1` route the router serves, read from the route tables
+    /// in `src/http/*.rs`: warp filters cannot be listed at run time, and
+    /// each table is written `api_v1()` (or `base()`) then
+    /// `.and(warp::path!(..))` then `.and(warp::METHOD())`.
+    fn served() -> Vec<Route> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+        let mut routes = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("src/http") {
+            let path = entry.expect("entry").path();
+            if path.ends_with("openapi.rs") {
+                continue; // this test's own text
+            }
+            let text = std::fs::read_to_string(path).expect("source");
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("warp::path!(") {
+                let statement = &rest[..at];
+                let statement = &statement[statement.rfind("let ").unwrap_or(0)..];
+                let after = &rest[at + "warp::path!(".len()..];
+                let (args, tail) = after.split_once(')').expect("path! closes");
+                rest = tail;
+                if !(statement.contains("api_v1()") || statement.contains("base()")) {
+                    continue;
+                }
+                let segments = args
+                    .split('/')
+                    .map(|s| {
+                        let s = s.trim();
+                        (s != "String").then(|| s.trim_matches('"').to_owned())
+                    })
+                    .collect();
+                let method = tail
+                    .trim_start_matches(')')
+                    .trim_start()
+                    .strip_prefix(".and(warp::")
+                    .and_then(|m| m.split_once("()"))
+                    .map(|(m, _)| m.to_owned())
+                    .expect("a method filter after each path");
+                routes.push((segments, method));
+            }
+        }
+        assert!(routes.len() > 50, "the route tables were not found");
+        routes
+    }
+
+    /// Whether a documented path (`/api/v1/builds/{id}/cancel`) and method
+    /// serve a route: a parameter matches a `{name}` or any literal.
+    fn matches(route: &Route, path: &str, method: &str) -> bool {
+        let documented: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+        route.1 == method
+            && route.0.len() == documented.len()
+            && route
+                .0
+                .iter()
+                .zip(&documented)
+                .all(|(served, doc)| match served {
+                    Some(literal) => literal == doc,
+                    None => true,
+                })
+    }
+
+    fn documented() -> Vec<(String, String)> {
+        let doc = document();
+        let paths = doc["paths"].as_object().expect("paths");
+        paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                let ops = ops.as_object().expect("operations");
+                ops.keys()
+                    .map(|m| (path.clone(), m.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_served_route_is_documented_and_every_documented_one_served() {
+        let served = served();
+        let documented = documented();
+        let undocumented: Vec<String> = served
+            .iter()
+            .filter(|r| !documented.iter().any(|(p, m)| matches(r, p, m)))
+            .map(|(segments, method)| {
+                let path: Vec<&str> = segments
+                    .iter()
+                    .map(|s| s.as_deref().unwrap_or("{param}"))
+                    .collect();
+                format!("{method} /api/v1/{}", path.join("/"))
+            })
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "served but not in the OpenAPI document: {undocumented:#?}"
+        );
+        let stale: Vec<String> = documented
+            .iter()
+            .filter(|(p, m)| !served.iter().any(|r| matches(r, p, m)))
+            .map(|(p, m)| format!("{m} {p}"))
+            .collect();
+        assert!(stale.is_empty(), "documented but not served: {stale:#?}");
+    }
 }
