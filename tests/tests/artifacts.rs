@@ -25,6 +25,10 @@ jobs:
           retention-days: 3
       - uses: actions/upload-artifact@v4
         with:
+          name: test report
+          path: dist/app.txt
+      - uses: actions/upload-artifact@v4
+        with:
           name: nothing
           path: not/there
   use:
@@ -111,9 +115,10 @@ fn jobs_share_artifacts_and_caches() {
     let listed: serde_json::Value =
         serde_json::from_str(&stdout(&agent.cli(&["build", "artifacts", &id, "--json"])))
             .expect("json");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     assert_eq!(listed[0]["name"], "dist");
     assert_eq!(listed[0]["files"], 2);
+    assert_eq!(listed[1]["name"], "test report");
     let out = tempfile::tempdir().expect("dir");
     let dir = out.path().join("dist");
     stdout(&agent.cli(&[
@@ -127,6 +132,20 @@ fn jobs_share_artifacts_and_caches() {
     assert_eq!(
         std::fs::read_to_string(dir.join("sub/deep.txt")).expect("unpacked"),
         "deep\n"
+    );
+    // A name with a space travels percent-encoded in the URL.
+    let report = out.path().join("report");
+    stdout(&agent.cli(&[
+        "build",
+        "download",
+        &id,
+        "test report",
+        "--dir",
+        report.to_str().expect("utf-8"),
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(report.join("app.txt")).expect("unpacked"),
+        "app\n"
     );
     let missing = agent.cli(&["build", "download", &id, "nope"]);
     assert!(!missing.status.success());

@@ -71,6 +71,12 @@ async fn list(id: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
 }
 
 async fn download(id: String, name: String, agent: Arc<Agent>, caller: Caller) -> ApiResult {
+    // warp hands over the raw path segment; names may hold spaces and other
+    // characters clients percent-encode.
+    let name = percent_encoding::percent_decode_str(&name)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("the artifact name in the URL is not UTF-8"))?
+        .into_owned();
     let build = readable_build(&agent, &caller, &id).await?;
     let build_id = build.id;
     let lookup = name.clone();
