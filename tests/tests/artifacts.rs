@@ -97,7 +97,7 @@ fn jobs_share_artifacts_and_caches() {
     let log = agent.job_log(&build, use_job);
     assert!(log.contains("app\ndeep\nfiltered ok"), "{log}");
     assert!(
-        log.contains("this build has no artifact named `missing` (it has: dist)"),
+        log.contains("this build has no artifact named `missing` (it has: dist, test report)"),
         "{log}"
     );
 
