@@ -287,6 +287,54 @@ test('sign in, push, watch the build live, cancel it, copy a clone URL', async (
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Overview');
 });
 
+test('the build page lists artifacts with working download links', async () => {
+  // A branch whose only workflow uploads an artifact whose name has a space.
+  const work = join(temp, 'work');
+  git(work, 'checkout', '-q', '-b', 'artifacts');
+  git(work, 'rm', '-q', '.github/workflows/slow.yml');
+  mkdirSync(join(work, '.github/workflows'), { recursive: true });
+  writeFileSync(
+    join(work, '.github/workflows/pack.yml'),
+    [
+      'name: pack',
+      'on: push',
+      'jobs:',
+      '  pack:',
+      '    runs-on: self-hosted',
+      '    steps:',
+      '      - run: mkdir out && echo hello > out/hello.txt',
+      '      - uses: actions/upload-artifact@v4',
+      '        with:',
+      '          name: test report',
+      '          path: out',
+      '',
+    ].join('\n'),
+  );
+  git(work, 'add', '.');
+  git(work, 'commit', '-q', '-m', 'Pack an artifact');
+  const remote = url.replace('http://', `http://git:${token}@`) + '/team/app.git';
+  git(work, 'push', '-q', remote, 'artifacts');
+  const build = await waitFor('the pack build to succeed', async () => {
+    const builds = await api('GET', '/builds?repo=team/app&status=success');
+    return builds.body.items.find((b) => b.workflow_name === 'pack');
+  }, 60_000);
+
+  await page.goto(`${url}/builds/${build.id}`);
+  await page.getByRole('heading', { name: 'Artifacts' }).waitFor();
+  const link = page.getByRole('link', { name: /^Download test report \(\d+(\.\d)? (B|KiB), tar\)$/ });
+  await link.waitFor();
+  const table = page.getByRole('table', { name: 'Artifacts of this build' });
+  await table.getByText(/^expires in \d+ d$/).waitFor();
+  await shot('build-artifacts');
+  // The link downloads the tar with the page's own session cookie.
+  const href = await link.getAttribute('href');
+  assert.equal(href, `/api/v1/builds/${build.id}/artifacts/test%20report`);
+  const response = await page.request.get(`${url}${href}`);
+  assert.equal(response.status(), 200);
+  assert.equal(response.headers()['content-type'], 'application/x-tar');
+  assert.ok((await response.body()).includes('hello.txt'), 'the tar holds the uploaded file');
+});
+
 test('first paint of the dashboard from the local agent (reported, not asserted)', async () => {
   const fresh = await context.newPage();
   const samples = [];

@@ -109,6 +109,20 @@ export interface BuildDetail extends Build {
   jobs: Job[];
 }
 
+export interface Artifact {
+  name: string;
+  job_id: string;
+  files: number;
+  size: number;
+  created_at: string;
+  expires_at: string;
+}
+
+/** Where a build's artifact downloads (a tar); names may hold spaces. */
+export function artifactUrl(build: string, name: string): string {
+  return `/api/v1/builds/${encodeURIComponent(build)}/artifacts/${encodeURIComponent(name)}`;
+}
+
 export interface Page<T> {
   items: T[];
   next?: string | null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ago, bytes, duration, percent, shortRef, shortSha } from './format';
+import { ago, bytes, duration, expires, percent, shortRef, shortSha } from './format';
 import { columns } from './graph';
 
 describe('format', () => {
@@ -16,6 +16,18 @@ describe('format', () => {
     expect(bytes(1536)).toBe('1.5 KiB');
     expect(bytes(50 * 1024 ** 3)).toBe('50 GiB');
     expect(bytes(undefined)).toBe('–');
+  });
+
+  it('says when something expires', () => {
+    const now = Date.parse('2026-01-01T12:00:00Z');
+    expect(expires('2026-01-04T13:00:00Z', now)).toBe('expires in 3 d');
+    expect(expires('2026-01-01T17:30:00Z', now)).toBe('expires in 5 h');
+    expect(expires('2026-01-01T12:12:30Z', now)).toBe('expires in 12 min');
+    expect(expires('2026-01-01T12:00:20Z', now)).toBe('expires in 1 min');
+    expect(expires('2026-01-01T12:00:00Z', now)).toBe('expired');
+    expect(expires('2025-12-31T12:00:00Z', now)).toBe('expired');
+    expect(expires(null, now)).toBe('–');
+    expect(expires('soon', now)).toBe('–');
   });
 
   it('says how long ago', () => {

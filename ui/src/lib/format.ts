@@ -39,6 +39,18 @@ export function ago(iso: string | null | undefined, now: number = Date.now()): s
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+/** When something kept until `iso` goes: "expires in 3 d", "in 5 h", "in 12 min", or "expired". */
+export function expires(iso: string | null | undefined, now: number = Date.now()): string {
+  if (!iso) return '–';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '–';
+  const s = Math.floor((t - now) / 1000);
+  if (s <= 0) return 'expired';
+  if (s < 3600) return `expires in ${Math.max(1, Math.floor(s / 60))} min`;
+  if (s < 86400) return `expires in ${Math.floor(s / 3600)} h`;
+  return `expires in ${Math.floor(s / 86400)} d`;
+}
+
 /** `refs/heads/main` → `main`, `refs/tags/v1` → `v1`. */
 export function shortRef(ref: string): string {
   return ref.replace(/^refs\/(heads|tags)\//, '');
