@@ -1,6 +1,5 @@
 fn main() {
-    // The config lives at the workspace root (see PLATFORM.md), so both this
-    // and `generate_context!` name it.
-    tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json"))
-        .expect("tauri build script");
+    // The config sits beside this crate's Cargo.toml, where the Tauri CLI
+    // (bundling) requires it.
+    tauri_build::build();
 }

@@ -98,7 +98,7 @@ fn run() -> anyhow::Result<()> {
                 window::hide(window);
             }
         })
-        .build(tauri::generate_context!("../tauri.conf.json"))?;
+        .build(tauri::generate_context!())?;
     app.run(|_, event| {
         // Without windows the app lives on in the tray; only Quit ends it.
         if let RunEvent::ExitRequested {
