@@ -295,6 +295,73 @@ fn a_sync_cut_off_by_a_crash_runs_again_after_restart() {
     );
 }
 
+/// What sits beside `repo` in its owner's directory besides repositories
+/// (a clone's staging directory, a half-removed tree).
+fn leftovers(repo: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(repo.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".git"))
+        .collect()
+}
+
+#[test]
+fn a_failed_initial_clone_leaves_nothing_half_made_and_the_next_is_a_real_clone() {
+    let agent = agent();
+    let upstream = Upstream::daemon();
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("late"),
+        "--interval",
+        "1h",
+    ]));
+    let failed = wait_for(&agent, "mirrors/late", "a failed clone", |m| {
+        m["failures"] == 1
+    });
+    assert_eq!(failed["state"], "retrying");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("repository not exported"),
+        "git's own reason: {failed}"
+    );
+    // The repository stays what `mirror add` made: empty, served, no partial clone.
+    let repo = agent.repo_path("mirrors/late");
+    assert_eq!(refs(&repo), "");
+    assert_eq!(leftovers(&repo), Vec::<String>::new());
+
+    // What a crash in the middle of a clone leaves is cleared away.
+    let stale = repo.with_extension("staging-01CRASHEDCLONE");
+    std::fs::create_dir_all(stale.join("objects/pack")).unwrap();
+    std::fs::write(stale.join("objects/pack/tmp_pack_x"), b"half a pack").unwrap();
+
+    // Upstream's default branch is not main: a clone follows it.
+    let work = work_repo(&[("a.txt", b"a")]);
+    git(work.path(), &["branch", "develop"]);
+    git(work.path(), &["tag", "v1"]);
+    let bare = upstream.bare("late", Some(work.path()));
+    git(&bare, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
+    stdout(&agent.cli(&["mirror", "sync", "mirrors/late", "--wait"]));
+    let ok = mirror(&agent, "mirrors/late");
+    assert_eq!(ok["state"], "ok", "{ok}");
+    assert_eq!(ok["last_refs"], 3);
+    assert_eq!(refs(&repo), refs(&bare));
+    assert_eq!(git(&repo, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/develop");
+    assert_eq!(leftovers(&repo), Vec::<String>::new());
+    // The upstream URL is kept in SQLite only, not in the repository's config.
+    let config = std::fs::read_to_string(repo.join("config")).unwrap();
+    assert!(!config.contains("remote"), "{config}");
+
+    // Later syncs fetch into the clone.
+    commit_file(work.path(), "b.txt", b"b");
+    git(work.path(), &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let out = stdout(&agent.cli(&["mirror", "sync", "mirrors/late", "--wait"]));
+    assert!(out.contains("1 refs changed"), "{out}");
+    assert_eq!(refs(&repo), refs(&bare));
+}
+
 #[test]
 fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
     const TOKEN: &str = "s3cret-upstream-token-4242";

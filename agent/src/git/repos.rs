@@ -40,9 +40,52 @@ pub async fn remove(path: &Path) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let trash = path.with_extension(format!("deleted-{}", hangar_core::ids::EventId::new()));
+    let trash = beside(path, "deleted");
     tokio::fs::rename(path, &trash).await?;
     tokio::fs::remove_dir_all(&trash).await?;
+    Ok(())
+}
+
+/// A fresh name next to `path` (`NAME.WHAT-ULID`): never a repository's
+/// name, since those all end in `.git`.
+fn beside(path: &Path, what: &str) -> PathBuf {
+    path.with_extension(format!("{what}-{}", hangar_core::ids::EventId::new()))
+}
+
+/// Where to build a repository that will replace `path` once complete
+/// (see [`replace`]). Leftovers of earlier attempts (a crash, a killed git)
+/// are removed first.
+pub async fn staging(path: &Path) -> anyhow::Result<PathBuf> {
+    const WHAT: &str = "staging";
+    if let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) {
+        let prefix = format!("{}.{WHAT}-", stem.to_string_lossy());
+        if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+            while let Some(entry) = entries.next_entry().await? {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    tokio::fs::remove_dir_all(entry.path()).await?;
+                }
+            }
+        }
+    }
+    Ok(beside(path, WHAT))
+}
+
+/// Puts the complete repository `new` where `path` is. What stood there is
+/// moved aside first and removed after, so `path` never holds a mix; when it
+/// is missing (a crash between the two renames), `new` just moves in.
+pub async fn replace(path: &Path, new: &Path) -> anyhow::Result<()> {
+    let old = beside(path, "deleted");
+    let moved = match tokio::fs::rename(path, &old).await {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("cannot move {} aside", path.display())),
+    };
+    tokio::fs::rename(new, path)
+        .await
+        .with_context(|| format!("cannot move {} into place", new.display()))?;
+    if moved {
+        tokio::fs::remove_dir_all(&old).await?;
+    }
     Ok(())
 }
 
