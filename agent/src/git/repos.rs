@@ -46,6 +46,21 @@ pub async fn remove(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// After a repository's row is deleted: its workflow secrets (which would
+/// otherwise outlive it, unreachable) and its directory.
+pub async fn remove_deleted(
+    agent: &std::sync::Arc<crate::agent::Agent>,
+    id: hangar_core::ids::RepoId,
+    name: &RepoName,
+) -> anyhow::Result<()> {
+    agent
+        .db(move |a| {
+            crate::build::secrets::remove_all(a.secrets.as_ref(), id).map_err(anyhow::Error::from)
+        })
+        .await?;
+    remove(&path(&agent.data, name)).await
+}
+
 /// A fresh name next to `path` (`NAME.WHAT-ULID`): never a repository's
 /// name, since those all end in `.git`.
 fn beside(path: &Path, what: &str) -> PathBuf {
