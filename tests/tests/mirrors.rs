@@ -713,6 +713,84 @@ fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
 }
 
 #[test]
+fn own_stars_with_delete_missing_delete_only_the_mirrors_the_source_made() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let standin = ForgeStandin::start(FORGE_TOKEN);
+    upstream_repos(&upstream, &standin, &["octo/made", "octo/mine", "octo/kept"]);
+    add_forge(&agent, &standin, "github");
+    // Mirrored by hand before the source lists it: adopted, never deleted.
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("octo/mine"),
+        "--as",
+        "octo/mine",
+        "--allow-http",
+        "--wait",
+    ]));
+    standin.set_own_starred(&["octo/made", "octo/mine", "octo/kept"]);
+
+    let first: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "sync-starred",
+        "github:@me",
+        "--delete-missing",
+        "--interval",
+        "1h",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(first["spec"], "github:@me", "{first}");
+    assert_eq!(first["delete_missing"], true);
+    assert_eq!(first["repo_count"], 3);
+    assert!(first["last_error"].is_null(), "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let asked = standin.list_requests()[0].path.clone();
+    assert!(asked.starts_with("/user/starred?"), "{asked}");
+    for name in ["octo/made", "octo/mine", "octo/kept"] {
+        wait_for(&agent, name, "the first clone", |m| m["state"] == "ok");
+    }
+    let table = stdout(&agent.cli(&["mirror", "sources"]));
+    assert!(
+        table.contains("WHEN GONE") && table.contains("github:@me") && table.contains("delete"),
+        "{table}"
+    );
+    let (_, listed) = agent.api("GET", "/api/v1/mirror-sources", None);
+    assert_eq!(listed["items"][0]["delete_missing"], true, "{listed}");
+
+    // Two leave the list: the mirror the source made is deleted, repository
+    // and all; the adopted one is only archived.
+    standin.set_own_starred(&["octo/kept"]);
+    let polled = stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    assert!(polled.contains("delete the mirrors it made"), "{polled}");
+    let (status, _) = agent.api("GET", "/api/v1/repos/octo/made", None);
+    assert_eq!(status, 404);
+    assert!(!agent.repo_path("octo/made").exists());
+    assert_eq!(mirror(&agent, "octo/mine")["state"], "archived");
+    assert_eq!(
+        refs(&agent.repo_path("octo/mine")),
+        refs(&upstream.path("octo/mine"))
+    );
+    assert_eq!(mirror(&agent, "octo/kept")["state"], "ok");
+    assert!(agent.log().contains("mirror deleted"));
+
+    // Starred again: mirrored afresh.
+    standin.set_own_starred(&["octo/made", "octo/kept"]);
+    stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    wait_for(&agent, "octo/made", "the new mirror", |m| m["state"] == "ok");
+    assert_eq!(
+        refs(&agent.repo_path("octo/made")),
+        refs(&upstream.path("octo/made"))
+    );
+
+    // `@me` names the token's own stars; it is nobody's organization.
+    let err = stderr(&agent.cli(&["mirror", "sync-org", "github:@me"]));
+    assert!(err.contains("expected github:ORG"), "{err}");
+}
+
+#[test]
 fn org_and_group_sync_follow_pagination() {
     let agent = agent();
     let upstream = Upstream::http(None);
