@@ -298,9 +298,14 @@ fn a_sync_cut_off_by_a_crash_runs_again_after_restart() {
 /// What sits beside `repo` in its owner's directory besides repositories
 /// (a clone's staging directory, a half-removed tree).
 fn leftovers(repo: &std::path::Path) -> Vec<String> {
-    std::fs::read_dir(repo.parent().unwrap())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    std::fs::read_dir(repo.parent().expect("an owner directory"))
+        .expect("readable")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| !n.ends_with(".git"))
         .collect()
 }
@@ -309,13 +314,7 @@ fn leftovers(repo: &std::path::Path) -> Vec<String> {
 fn a_failed_initial_clone_leaves_nothing_half_made_and_the_next_is_a_real_clone() {
     let agent = agent();
     let upstream = Upstream::daemon();
-    stdout(&agent.cli(&[
-        "mirror",
-        "add",
-        &upstream.url("late"),
-        "--interval",
-        "1h",
-    ]));
+    stdout(&agent.cli(&["mirror", "add", &upstream.url("late"), "--interval", "1h"]));
     let failed = wait_for(&agent, "mirrors/late", "a failed clone", |m| {
         m["failures"] == 1
     });
@@ -348,7 +347,10 @@ fn a_failed_initial_clone_leaves_nothing_half_made_and_the_next_is_a_real_clone(
     assert_eq!(ok["state"], "ok", "{ok}");
     assert_eq!(ok["last_refs"], 3);
     assert_eq!(refs(&repo), refs(&bare));
-    assert_eq!(git(&repo, &["symbolic-ref", "HEAD"]).trim(), "refs/heads/develop");
+    assert_eq!(
+        git(&repo, &["symbolic-ref", "HEAD"]).trim(),
+        "refs/heads/develop"
+    );
     assert_eq!(leftovers(&repo), Vec::<String>::new());
     // The upstream URL is kept in SQLite only, not in the repository's config.
     let config = std::fs::read_to_string(repo.join("config")).unwrap();
@@ -717,7 +719,11 @@ fn own_stars_with_delete_missing_delete_only_the_mirrors_the_source_made() {
     let agent = agent();
     let upstream = Upstream::http(None);
     let standin = ForgeStandin::start(FORGE_TOKEN);
-    upstream_repos(&upstream, &standin, &["octo/made", "octo/mine", "octo/kept"]);
+    upstream_repos(
+        &upstream,
+        &standin,
+        &["octo/made", "octo/mine", "octo/kept"],
+    );
     add_forge(&agent, &standin, "github");
     // Mirrored by hand before the source lists it: adopted, never deleted.
     stdout(&agent.cli(&[
@@ -779,7 +785,9 @@ fn own_stars_with_delete_missing_delete_only_the_mirrors_the_source_made() {
     // Starred again: mirrored afresh.
     standin.set_own_starred(&["octo/made", "octo/kept"]);
     stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
-    wait_for(&agent, "octo/made", "the new mirror", |m| m["state"] == "ok");
+    wait_for(&agent, "octo/made", "the new mirror", |m| {
+        m["state"] == "ok"
+    });
     assert_eq!(
         refs(&agent.repo_path("octo/made")),
         refs(&upstream.path("octo/made"))

@@ -400,7 +400,12 @@ async fn sources(
                         s(&v["spec"]),
                         s(&v["forge"]),
                         s(&v["repo_count"]),
-                        if v["delete_missing"] == true { "delete" } else { "archive" }.to_owned(),
+                        if v["delete_missing"] == true {
+                            "delete"
+                        } else {
+                            "archive"
+                        }
+                        .to_owned(),
                         s(&v["last_poll"]),
                         one_line(&v["last_error"]),
                     ]
