@@ -69,14 +69,16 @@ fn beside(path: &Path, what: &str) -> PathBuf {
 
 /// Where to build a repository that will replace `path` once complete
 /// (see [`replace`]). Leftovers of earlier attempts (a crash, a killed git)
-/// are removed first.
+/// are removed first; a repository whose name merely starts the same way
+/// (`NAME.staging-x.git`) is not one of them.
 pub async fn staging(path: &Path) -> anyhow::Result<PathBuf> {
     const WHAT: &str = "staging";
     if let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) {
         let prefix = format!("{}.{WHAT}-", stem.to_string_lossy());
         if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
             while let Some(entry) = entries.next_entry().await? {
-                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && !name.ends_with(".git") {
                     tokio::fs::remove_dir_all(entry.path()).await?;
                 }
             }
@@ -129,4 +131,36 @@ pub async fn fix_head(path: &Path, pushed_branches: &[String]) -> anyhow::Result
         .await?;
     anyhow::ensure!(status.success(), "git symbolic-ref HEAD {branch} failed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn staging_clears_leftovers_but_no_repository() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("app.git");
+        let leftover = dir.path().join("app.staging-01OLD");
+        let lookalike = dir.path().join("app.staging-x.git");
+        let other = dir.path().join("apps.staging-01OLD");
+        for d in [&repo, &leftover, &lookalike, &other] {
+            std::fs::create_dir_all(d.join("objects")).expect("mkdir");
+        }
+        let staging = staging(&repo).await.expect("staging");
+        assert_eq!(staging.parent(), Some(dir.path()));
+        assert!(!staging.exists());
+        assert!(!leftover.exists());
+        assert!(repo.exists() && lookalike.exists() && other.exists());
+
+        std::fs::create_dir_all(staging.join("refs")).expect("mkdir");
+        replace(&repo, &staging).await.expect("replace");
+        assert!(repo.join("refs").exists() && !repo.join("objects").exists());
+        assert!(!staging.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 3, "the old repository is gone: {names:?}");
+    }
 }
