@@ -7,7 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{ForgeId, RepoId, SourceId};
 use crate::store::forges::Provider;
 
@@ -156,7 +156,7 @@ pub struct NewSource<'a> {
 pub fn create(conn: &Connection, new: &NewSource<'_>) -> Result<Option<Source>> {
     let id = SourceId::new();
     let now = now_ms();
-    let inserted = conn.execute(
+    let inserted = cached_execute(conn,
         "INSERT OR IGNORE INTO mirror_sources (id, forge_id, kind, target, interval_secs, public, delete_missing, next_poll, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         rusqlite::params![id, new.forge, new.kind.as_str(), new.target, new.interval_secs as i64, new.public, new.delete_missing, now],
@@ -168,25 +168,23 @@ pub fn create(conn: &Connection, new: &NewSource<'_>) -> Result<Option<Source>> 
 }
 
 pub fn get(conn: &Connection, id: SourceId) -> Result<Option<Source>> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE s.id = ?1"), [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, &format!("{SELECT} WHERE s.id = ?1"), [id], from_row).optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Source>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY f.name, s.kind, s.target"))?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY f.name, s.kind, s.target"))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Stops following a source; its mirrors stay as they are.
 pub fn delete(conn: &Connection, id: SourceId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM mirror_sources WHERE id = ?1", [id])? == 1)
+    Ok(cached_execute(conn, "DELETE FROM mirror_sources WHERE id = ?1", [id])? == 1)
 }
 
 /// Every source and when it is next due.
 pub fn schedule(conn: &Connection) -> Result<Vec<(SourceId, i64)>> {
-    let mut stmt = conn.prepare("SELECT id, next_poll FROM mirror_sources")?;
+    let mut stmt = conn.prepare_cached("SELECT id, next_poll FROM mirror_sources")?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -195,7 +193,8 @@ pub fn schedule(conn: &Connection) -> Result<Vec<(SourceId, i64)>> {
 
 /// Due at once.
 pub fn request_now(conn: &Connection, id: SourceId) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE mirror_sources SET next_poll = ?2 WHERE id = ?1",
         rusqlite::params![id, now_ms()],
     )? == 1)
@@ -203,7 +202,7 @@ pub fn request_now(conn: &Connection, id: SourceId) -> Result<bool> {
 
 /// The pages of the last answer, in order.
 pub fn pages(conn: &Connection, id: SourceId) -> Result<Vec<Page>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT path, etag, next_path, repos FROM mirror_source_pages WHERE source_id = ?1 ORDER BY page",
     )?;
     let rows = stmt.query_map([id], |r| {
@@ -221,10 +220,15 @@ pub fn pages(conn: &Connection, id: SourceId) -> Result<Vec<Page>> {
 
 /// Replaces the stored pages with a new answer.
 pub fn save_pages(conn: &Connection, id: SourceId, pages: &[Page]) -> Result<()> {
-    conn.execute("DELETE FROM mirror_source_pages WHERE source_id = ?1", [id])?;
+    cached_execute(
+        conn,
+        "DELETE FROM mirror_source_pages WHERE source_id = ?1",
+        [id],
+    )?;
     for (n, page) in pages.iter().enumerate() {
         let repos = serde_json::to_string(&page.repos).unwrap_or_else(|_| "[]".to_owned());
-        conn.execute(
+        cached_execute(
+            conn,
             "INSERT INTO mirror_source_pages (source_id, page, path, etag, next_path, repos) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             rusqlite::params![id, n as i64, page.path, page.etag, page.next_path, repos],
         )?;
@@ -233,7 +237,7 @@ pub fn save_pages(conn: &Connection, id: SourceId, pages: &[Page]) -> Result<()>
 }
 
 pub fn members(conn: &Connection, id: SourceId) -> Result<Vec<Member>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT remote, repo_id, listed, created FROM mirror_source_repos WHERE source_id = ?1 ORDER BY remote",
     )?;
     let rows = stmt.query_map([id], |r| {
@@ -257,7 +261,8 @@ pub fn set_member(
     listed: bool,
     created: Option<bool>,
 ) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO mirror_source_repos (source_id, remote, repo_id, listed, created)
          VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0))
          ON CONFLICT (source_id, remote) DO UPDATE SET repo_id = excluded.repo_id,
@@ -269,7 +274,8 @@ pub fn set_member(
 
 /// Whether a source other than `except` lists `repo` now.
 pub fn listed_elsewhere(conn: &Connection, repo: RepoId, except: SourceId) -> Result<bool> {
-    Ok(conn.query_row(
+    Ok(cached_query_row(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM mirror_source_repos WHERE repo_id = ?1 AND listed = 1 AND source_id != ?2)",
         rusqlite::params![repo, except],
         |r| r.get(0),
@@ -278,7 +284,7 @@ pub fn listed_elsewhere(conn: &Connection, repo: RepoId, except: SourceId) -> Re
 
 /// The local repositories that sources of `forge` made for `remote`.
 pub fn repos_of_remote(conn: &Connection, forge: ForgeId, remote: &str) -> Result<Vec<RepoId>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT m.repo_id FROM mirror_source_repos m JOIN mirror_sources s ON s.id = m.source_id
          WHERE s.forge_id = ?1 AND lower(m.remote) = lower(?2) AND m.repo_id IS NOT NULL",
     )?;
@@ -290,7 +296,7 @@ pub fn repos_of_remote(conn: &Connection, forge: ForgeId, remote: &str) -> Resul
 /// but the times.
 pub fn unchanged(conn: &Connection, id: SourceId) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_success = ?2, last_error = NULL, failures = 0,
             unchanged = unchanged + 1, next_poll = ?2 + interval_secs * 1000 WHERE id = ?1",
         rusqlite::params![id, now],
@@ -307,7 +313,7 @@ pub fn succeed(
     error: Option<&str>,
 ) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_success = ?2, last_error = ?4, failures = 0,
             unchanged = 0, repo_count = ?3, next_poll = ?2 + interval_secs * 1000 WHERE id = ?1",
         rusqlite::params![id, now, repo_count as i64, error],
@@ -318,12 +324,14 @@ pub fn succeed(
 /// A failed poll, retried after `retry_ms`.
 pub fn fail(conn: &Connection, id: SourceId, error: &str, retry_ms: i64) -> Result<u32> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_error = ?3, failures = failures + 1,
             next_poll = ?2 + ?4 WHERE id = ?1",
         rusqlite::params![id, now, error, retry_ms],
     )?;
-    let failures: i64 = conn.query_row(
+    let failures: i64 = cached_query_row(
+        conn,
         "SELECT failures FROM mirror_sources WHERE id = ?1",
         [id],
         |r| r.get(0),
