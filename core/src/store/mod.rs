@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_mirror_sync",
         include_str!("migrations/0011_mirror_sync.sql"),
     ),
+    (
+        "0012_mirror_source_delete",
+        include_str!("migrations/0012_mirror_source_delete.sql"),
+    ),
 ];
 
 /// A store failure.
