@@ -45,7 +45,7 @@ struct State {
     repos: HashMap<String, String>,
     hooks: Vec<Value>,
     recorded: Vec<Recorded>,
-    /// `starred/USER`, `org/ORG`, `group/GROUP` → repository paths.
+    /// `starred/USER`, `org/ORG`, `group/GROUP`, `own-starred` → repository paths.
     lists: HashMap<String, Vec<String>>,
     /// Most repositories per page (below `per_page`, as forges may).
     page_size: Option<usize>,
@@ -105,6 +105,12 @@ impl ForgeStandin {
     /// The repositories `user` has starred (GitHub and GitLab).
     pub fn set_starred(&self, user: &str, repos: &[&str]) {
         self.set_list(&format!("starred/{user}"), repos);
+    }
+
+    /// The repositories the token's own user starred (GitHub's `GET
+    /// /user/starred`); their entries say `"private": true`, as they may.
+    pub fn set_own_starred(&self, repos: &[&str]) {
+        self.set_list(OWN_STARRED, repos);
     }
 
     /// The repositories of GitHub organization `org`.
@@ -213,7 +219,10 @@ fn serve(stream: TcpStream, state: &Mutex<State>, down: &AtomicBool, token: &str
 /// An answer: status, extra headers, body.
 type Answer = (u16, Vec<(String, String)>, String);
 
-/// Repository lists: GitHub `GET /users/USER/starred`, `GET /orgs/ORG/repos`;
+const OWN_STARRED: &str = "own-starred";
+
+/// Repository lists: GitHub `GET /users/USER/starred`, `GET /user/starred`
+/// (the token's user), `GET /orgs/ORG/repos`;
 /// GitLab `GET /api/v4/users/USER/starred_projects`,
 /// `GET /api/v4/groups/GROUP/projects`. Paged, with ETags.
 fn list(
@@ -227,6 +236,7 @@ fn list(
     let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     let (gitlab, key) = match segments.as_slice() {
         ["users", user, "starred"] => (false, format!("starred/{user}")),
+        ["user", "starred"] => (false, OWN_STARRED.to_owned()),
         ["orgs", org, "repos"] => (false, format!("org/{org}")),
         ["gitlab", "api", "v4", "users", user, "starred_projects"] => {
             (true, format!("starred/{user}"))
@@ -282,7 +292,7 @@ fn list(
                         "web_url": format!("https://gitlab.example/{repo}"), "archived": false })
             } else {
                 json!({ "full_name": repo, "name": repo.rsplit('/').next(), "clone_url": clone_url,
-                        "html_url": format!("https://github.example/{repo}"), "private": false, "archived": false })
+                        "html_url": format!("https://github.example/{repo}"), "private": key == OWN_STARRED, "archived": false })
             }
         })
         .collect();

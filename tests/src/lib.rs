@@ -288,7 +288,8 @@ impl Agent {
         child.wait_with_output().expect("CLI output")
     }
 
-    fn cli_command(&self, args: &[&str]) -> Command {
+    /// The CLI as a command to spawn (for one that runs while the test acts).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(hangar_bin());
         command
             .arg("--data-dir")

@@ -509,3 +509,81 @@ fn checkout_brings_submodules_from_this_host_only() {
         "{log}"
     );
 }
+
+#[test]
+fn logs_follow_shows_a_running_job_live_from_the_cli() {
+    use std::io::BufRead as _;
+    let agent = Agent::start();
+    agent.create_repo("acme/live", false);
+    let gate = tempfile::tempdir().unwrap();
+    let go = gate.path().join("go");
+    let workflow = format!(
+        r#"
+on: push
+jobs:
+  live:
+    runs-on: self-hosted
+    steps:
+      - run: |
+          echo "first line"
+          while [ ! -e '{}' ]; do sleep 0.05; done
+          echo "second line"
+"#,
+        go.display()
+    );
+    let work = work_repo(&[(".github/workflows/live.yml", workflow.as_bytes())]);
+    git(
+        work.path(),
+        &["push", "-q", &agent.git_url("acme/live"), "main"],
+    );
+    let newest = || {
+        let (_, list) = agent.api("GET", "/api/v1/builds", None);
+        list["items"][0]["id"].as_str().map(str::to_owned)
+    };
+    hangar_tests::wait_until(&agent, "the build to be queued", || newest().is_some());
+    let build_id = newest().unwrap();
+
+    let mut follow = agent
+        .cli_command(&["build", "logs", &build_id, "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match received.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no {text:?} from `build logs -f` ({e}): {}", agent.log()),
+            }
+        }
+    };
+    // The first line arrives while the step is still waiting at the gate.
+    wait_for("first line");
+    assert!(follow.try_wait().unwrap().is_none(), "-f stopped early");
+    assert_eq!(agent.build(&build_id)["status"], "running");
+    std::fs::write(&go, "").unwrap();
+    wait_for("second line");
+    // The stream ends with the job, and so does the command.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "-f did not end with the job");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(agent.wait_builds("acme/live", 1)[0]["status"], "success");
+}

@@ -295,6 +295,75 @@ fn a_sync_cut_off_by_a_crash_runs_again_after_restart() {
     );
 }
 
+/// What sits beside `repo` in its owner's directory besides repositories
+/// (a clone's staging directory, a half-removed tree).
+fn leftovers(repo: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(repo.parent().expect("an owner directory"))
+        .expect("readable")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| !n.ends_with(".git"))
+        .collect()
+}
+
+#[test]
+fn a_failed_initial_clone_leaves_nothing_half_made_and_the_next_is_a_real_clone() {
+    let agent = agent();
+    let upstream = Upstream::daemon();
+    stdout(&agent.cli(&["mirror", "add", &upstream.url("late"), "--interval", "1h"]));
+    let failed = wait_for(&agent, "mirrors/late", "a failed clone", |m| {
+        m["failures"] == 1
+    });
+    assert_eq!(failed["state"], "retrying");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("repository not exported"),
+        "git's own reason: {failed}"
+    );
+    // The repository stays what `mirror add` made: empty, served, no partial clone.
+    let repo = agent.repo_path("mirrors/late");
+    assert_eq!(refs(&repo), "");
+    assert_eq!(leftovers(&repo), Vec::<String>::new());
+
+    // What a crash in the middle of a clone leaves is cleared away.
+    let stale = repo.with_extension("staging-01CRASHEDCLONE");
+    std::fs::create_dir_all(stale.join("objects/pack")).unwrap();
+    std::fs::write(stale.join("objects/pack/tmp_pack_x"), b"half a pack").unwrap();
+
+    // Upstream's default branch is not main: a clone follows it.
+    let work = work_repo(&[("a.txt", b"a")]);
+    git(work.path(), &["branch", "develop"]);
+    git(work.path(), &["tag", "v1"]);
+    let bare = upstream.bare("late", Some(work.path()));
+    git(&bare, &["symbolic-ref", "HEAD", "refs/heads/develop"]);
+    stdout(&agent.cli(&["mirror", "sync", "mirrors/late", "--wait"]));
+    let ok = mirror(&agent, "mirrors/late");
+    assert_eq!(ok["state"], "ok", "{ok}");
+    assert_eq!(ok["last_refs"], 3);
+    assert_eq!(refs(&repo), refs(&bare));
+    assert_eq!(
+        git(&repo, &["symbolic-ref", "HEAD"]).trim(),
+        "refs/heads/develop"
+    );
+    assert_eq!(leftovers(&repo), Vec::<String>::new());
+    // The upstream URL is kept in SQLite only, not in the repository's config.
+    let config = std::fs::read_to_string(repo.join("config")).unwrap();
+    assert!(!config.contains("remote"), "{config}");
+
+    // Later syncs fetch into the clone.
+    commit_file(work.path(), "b.txt", b"b");
+    git(work.path(), &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let out = stdout(&agent.cli(&["mirror", "sync", "mirrors/late", "--wait"]));
+    assert!(out.contains("1 refs changed"), "{out}");
+    assert_eq!(refs(&repo), refs(&bare));
+}
+
 #[test]
 fn push_mirror_forwards_pushes_with_a_credential_that_never_shows() {
     const TOKEN: &str = "s3cret-upstream-token-4242";
@@ -643,6 +712,90 @@ fn starred_sync_mirrors_polls_with_etags_and_archives_what_leaves() {
     stdout(&agent.cli(&["mirror", "sources", "remove", &id]));
     assert!(stdout(&agent.cli(&["mirror", "sources"])).contains("No sync sources"));
     assert_eq!(mirror(&agent, "octo/a")["state"], "ok");
+}
+
+#[test]
+fn own_stars_with_delete_missing_delete_only_the_mirrors_the_source_made() {
+    let agent = agent();
+    let upstream = Upstream::http(None);
+    let standin = ForgeStandin::start(FORGE_TOKEN);
+    upstream_repos(
+        &upstream,
+        &standin,
+        &["octo/made", "octo/mine", "octo/kept"],
+    );
+    add_forge(&agent, &standin, "github");
+    // Mirrored by hand before the source lists it: adopted, never deleted.
+    stdout(&agent.cli(&[
+        "mirror",
+        "add",
+        &upstream.url("octo/mine"),
+        "--as",
+        "octo/mine",
+        "--allow-http",
+        "--wait",
+    ]));
+    standin.set_own_starred(&["octo/made", "octo/mine", "octo/kept"]);
+
+    let first: Value = serde_json::from_str(&stdout(&agent.cli(&[
+        "mirror",
+        "sync-starred",
+        "github:@me",
+        "--delete-missing",
+        "--interval",
+        "1h",
+        "--wait",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(first["spec"], "github:@me", "{first}");
+    assert_eq!(first["delete_missing"], true);
+    assert_eq!(first["repo_count"], 3);
+    assert!(first["last_error"].is_null(), "{first}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let asked = standin.list_requests()[0].path.clone();
+    assert!(asked.starts_with("/user/starred?"), "{asked}");
+    for name in ["octo/made", "octo/mine", "octo/kept"] {
+        wait_for(&agent, name, "the first clone", |m| m["state"] == "ok");
+    }
+    let table = stdout(&agent.cli(&["mirror", "sources"]));
+    assert!(
+        table.contains("WHEN GONE") && table.contains("github:@me") && table.contains("delete"),
+        "{table}"
+    );
+    let (_, listed) = agent.api("GET", "/api/v1/mirror-sources", None);
+    assert_eq!(listed["items"][0]["delete_missing"], true, "{listed}");
+
+    // Two leave the list: the mirror the source made is deleted, repository
+    // and all; the adopted one is only archived.
+    standin.set_own_starred(&["octo/kept"]);
+    let polled = stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    assert!(polled.contains("delete the mirrors it made"), "{polled}");
+    let (status, _) = agent.api("GET", "/api/v1/repos/octo/made", None);
+    assert_eq!(status, 404);
+    assert!(!agent.repo_path("octo/made").exists());
+    assert_eq!(mirror(&agent, "octo/mine")["state"], "archived");
+    assert_eq!(
+        refs(&agent.repo_path("octo/mine")),
+        refs(&upstream.path("octo/mine"))
+    );
+    assert_eq!(mirror(&agent, "octo/kept")["state"], "ok");
+    assert!(agent.log().contains("mirror deleted"));
+
+    // Starred again: mirrored afresh.
+    standin.set_own_starred(&["octo/made", "octo/kept"]);
+    stdout(&agent.cli(&["mirror", "sources", "poll", &id, "--wait"]));
+    wait_for(&agent, "octo/made", "the new mirror", |m| {
+        m["state"] == "ok"
+    });
+    assert_eq!(
+        refs(&agent.repo_path("octo/made")),
+        refs(&upstream.path("octo/made"))
+    );
+
+    // `@me` names the token's own stars; it is nobody's organization.
+    let err = stderr(&agent.cli(&["mirror", "sync-org", "github:@me"]));
+    assert!(err.contains("expected github:ORG"), "{err}");
 }
 
 #[test]

@@ -278,6 +278,13 @@ test('sign in, push, watch the build live, cancel it, copy a clone URL', async (
   }
   await page.getByText('No previews').waitFor();
 
+  // Settings: what a forge and a tunnel need, said where they are missing.
+  await page.goto(`${url}/settings`);
+  await page.getByRole('heading', { name: 'Webhook tunnel' }).waitFor();
+  await page.getByText('No tunnel: set').waitFor();
+  await page.getByText('hangar forge add github --token-stdin').waitFor();
+  await page.getByText('hangar secret set NAME').waitFor();
+
   // Keyboard: Tab from the top reaches the skip link, then the navigation.
   await page.goto(`${url}/`);
   await page.getByRole('heading', { name: 'Overview' }).waitFor();

@@ -657,7 +657,8 @@ impl JobRun<'_> {
 
         let started = match &self.place {
             Place::Host => {
-                let mut cmd = tokio::process::Command::new(&program);
+                let program = on_path(&program, env.get("PATH").map_or("", String::as_str));
+                let mut cmd = tokio::process::Command::new(program);
                 cmd.args(&args)
                     .current_dir(&dir)
                     .env_clear()
@@ -932,6 +933,27 @@ fn shell_command(shell: &str) -> Result<(String, Vec<String>, &'static str), Str
     })
 }
 
+/// `program` found on the step's `PATH`, as the shell would. Given a bare
+/// name and a `PATH` unlike the agent's, std forks the agent to search it;
+/// with a full path it can `posix_spawn`, which costs a job a few ms less
+/// (no copy of the agent's page tables). A name not found is left to fail
+/// at spawn with its usual error.
+fn on_path(program: &str, path: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    // Relative entries mean the step's directory: left to std's own search.
+    std::env::split_paths(path)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
 /// GitHub's default variables and the basics of where the step runs: the
 /// host's PATH, HOME and locale, or in a container its own PATH (the rest of
 /// the image's environment comes with every exec).
@@ -1083,5 +1105,33 @@ mod tests {
         );
         assert!(super::shell_command("fish").is_err());
         assert_eq!(super::shell_command("perl {0}").unwrap().0, "perl");
+    }
+
+    #[test]
+    fn programs_are_found_on_the_steps_path_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, plain) = (dir.path().join("bin"), dir.path().join("plain"));
+        for d in [&bin, &plain] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(bin.join("tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(bin.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(plain.join("tool"), "not executable").unwrap();
+        let path = format!("relative:{}:{}", plain.display(), bin.display());
+        assert_eq!(super::on_path("tool", &path), bin.join("tool"));
+        assert_eq!(
+            super::on_path("./tool", &path),
+            std::path::Path::new("./tool")
+        );
+        assert_eq!(
+            super::on_path("missing", &path),
+            std::path::Path::new("missing")
+        );
+        let only_plain = plain.display().to_string();
+        assert_eq!(
+            super::on_path("tool", &only_plain),
+            std::path::Path::new("tool")
+        );
     }
 }

@@ -121,8 +121,8 @@ async fn tick(agent: &Arc<Agent>) -> anyhow::Result<()> {
         }
     };
     for mut build in builds {
-        for (job, spec) in build.queued {
-            dispatch(agent, job, &spec, &mut build.jobs, &free).await?;
+        for (job, condition) in build.queued {
+            dispatch(agent, job, condition.as_deref(), &mut build.jobs, &free).await?;
         }
     }
     Ok(())
@@ -163,24 +163,23 @@ struct Waits {
 async fn dispatch(
     agent: &Arc<Agent>,
     job: Job,
-    spec: &str,
+    condition: Option<&str>,
     siblings: &mut [Job],
     free: &admission::Free,
 ) -> anyhow::Result<()> {
     let build_id = job.build_id;
     let id = job.id;
-    let decision = match serde_json::from_str::<JobSpec>(spec) {
-        Ok(parsed) => match decide(agent, &job, parsed.condition.as_deref(), siblings, free) {
-            Decision::Start => {
-                let spec = spec.to_owned();
-                let waits = agent
-                    .db(move |a| a.store.read(|c| waits(c, id, build_id, &spec)))
-                    .await?;
-                concurrency(agent, &job, &parsed, siblings, &waits).await?
+    let decision = match decide(agent, &job, condition, siblings, free) {
+        Decision::Start => {
+            let (spec, waits) = agent
+                .db(move |a| a.store.read(|c| waits(c, id, build_id)))
+                .await?;
+            match spec {
+                Ok(spec) => concurrency(agent, &job, &spec, siblings, &waits).await?,
+                Err(e) => Decision::Fail(format!("stored job spec is unreadable: {e}")),
             }
-            other => other,
-        },
-        Err(e) => Decision::Fail(format!("stored job spec is unreadable: {e}")),
+        }
+        other => other,
     };
     let (status, reason) = match decision {
         Decision::Wait => return Ok(()),
@@ -277,22 +276,26 @@ fn decide(
     Decision::Start
 }
 
+/// The job's parsed spec, and what it waits on.
 fn waits(
     c: &hangar_core::store::Connection,
     id: hangar_core::ids::JobId,
     build_id: BuildId,
-    spec: &str,
-) -> anyhow::Result<Waits> {
+) -> anyhow::Result<(serde_json::Result<JobSpec>, Waits)> {
+    let spec = serde_json::from_str::<JobSpec>(&builds::job_spec(c, id)?);
     let Some(build) = builds::get(c, build_id)? else {
-        return Ok(Waits {
+        let waits = Waits {
             holder: None,
             group: Vec::new(),
-        });
+        };
+        return Ok((spec, waits));
     };
     let holder = builds::group_holder(c, &build)?;
-    let group_name = serde_json::from_str::<serde_json::Value>(spec)?["concurrency"]["group"]
-        .as_str()
-        .map(str::to_owned);
+    let group_name = spec
+        .as_ref()
+        .ok()
+        .and_then(|s| s.concurrency.as_ref())
+        .map(|g| g.group.clone());
     let mut group = Vec::new();
     if let Some(name) = group_name {
         // In planned order, so "older" is not left to ids made in the same millisecond.
@@ -311,7 +314,7 @@ fn waits(
             group.push((other, pending));
         }
     }
-    Ok(Waits { holder, group })
+    Ok((spec, Waits { holder, group }))
 }
 
 /// A job that could start, held back by concurrency: its build's group, its

@@ -85,7 +85,8 @@ pub enum MirrorCommand {
     #[command(subcommand)]
     Credential(CredentialCommand),
     /// Mirror every repository a forge user has starred, and follow the list
-    /// (polled with ETags; repos that leave it are archived, never deleted) (admin).
+    /// (polled with ETags; repos that leave it are archived, or deleted with
+    /// --delete-missing) (admin).
     SyncStarred(SyncArgs),
     /// Mirror every repository of a GitHub organization or GitLab group
     /// (with subgroups), and follow the list (admin).
@@ -101,7 +102,8 @@ pub enum MirrorCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct SyncArgs {
-    /// github:USER / github:ORG, gitlab:USER / gitlab:GROUP[/SUBGROUP]
+    /// github:USER / github:ORG, gitlab:USER / gitlab:GROUP[/SUBGROUP];
+    /// github:@me: the stars of the forge token's own user (private ones too)
     #[arg(value_name = "PROVIDER:NAME")]
     spec: String,
     /// The forge account to use, when several serve the provider (see `hangar forge list`)
@@ -113,6 +115,11 @@ pub struct SyncArgs {
     /// Mirrors it creates may be cloned on the LAN without a token.
     #[arg(long)]
     public: bool,
+    /// When a repository leaves the list, delete the mirror this source made
+    /// for it (repository included) instead of archiving it. Mirrors it did
+    /// not create (adopted from `hangar mirror add`) are only archived.
+    #[arg(long)]
+    delete_missing: bool,
     /// Wait for the first poll and report it.
     #[arg(long)]
     wait: bool,
@@ -337,6 +344,7 @@ async fn sync_source(client: &Client, kind: &str, args: SyncArgs) -> anyhow::Res
             "/mirror-sources",
             Some(
                 json!({ "kind": kind, "spec": args.spec, "forge": args.forge, "public": args.public,
+                "delete_missing": args.delete_missing,
                 "interval_secs": interval_secs(args.interval.as_deref())? }),
             ),
         )
@@ -392,6 +400,12 @@ async fn sources(
                         s(&v["spec"]),
                         s(&v["forge"]),
                         s(&v["repo_count"]),
+                        if v["delete_missing"] == true {
+                            "delete"
+                        } else {
+                            "archive"
+                        }
+                        .to_owned(),
                         s(&v["last_poll"]),
                         one_line(&v["last_error"]),
                     ]
@@ -404,6 +418,7 @@ async fn sources(
                     "SOURCE",
                     "FORGE",
                     "REPOS",
+                    "WHEN GONE",
                     "LAST POLL",
                     "LAST ERROR",
                 ],
@@ -470,6 +485,14 @@ fn report_source(v: &Value) -> anyhow::Result<()> {
     );
     println!("  id            {}", s(&v["id"]));
     println!("  repositories  {}", s(&v["repo_count"]));
+    println!(
+        "  when gone     {}",
+        if v["delete_missing"] == true {
+            "delete the mirrors it made"
+        } else {
+            "archive"
+        }
+    );
     println!("  last poll     {}", s(&v["last_poll"]));
     println!("  next poll     {}", s(&v["next_poll"]));
     if !v["last_error"].is_null() {

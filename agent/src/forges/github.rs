@@ -5,7 +5,7 @@ use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use hangar_core::store::mirror_sources::{Page, SourceKind};
+use hangar_core::store::mirror_sources::{OWN_STARS, Page, SourceKind};
 
 use super::api::{Api, hook_id, next_link, same_hook};
 use super::{CommitStatus, Forge, ForgeError, RemoteRepo};
@@ -120,6 +120,8 @@ impl Forge for GitHub {
 
     fn list_path(&self, kind: SourceKind, target: &str) -> String {
         match kind {
+            // The token's own stars, private repositories included.
+            SourceKind::Starred if target == OWN_STARS => "/user/starred?per_page=100".to_owned(),
             SourceKind::Starred => format!("/users/{target}/starred?per_page=100"),
             SourceKind::Org => format!("/orgs/{target}/repos?type=all&per_page=100"),
         }

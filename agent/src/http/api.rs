@@ -342,12 +342,10 @@ async fn delete_repo(owner: String, name: String, agent: Arc<Agent>, caller: Cal
         .db(move |a| {
             a.store
                 .write(|tx| repos::delete(tx, id))
-                .map_err(ApiError::from)?;
-            // Its secrets would otherwise outlive it, unreachable.
-            crate::build::secrets::remove_all(a.secrets.as_ref(), id).map_err(ApiError::internal)
+                .map_err(ApiError::from)
         })
         .await?;
-    crate::git::repos::remove(&crate::git::repos::path(&agent.data, &repo.name))
+    crate::git::repos::remove_deleted(&agent, id, &repo.name)
         .await
         .map_err(ApiError::internal)?;
     Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())

@@ -448,6 +448,8 @@ struct NewSource {
     interval_secs: Option<u64>,
     #[serde(default)]
     public: bool,
+    #[serde(default)]
+    delete_missing: bool,
 }
 
 async fn add_source(agent: Arc<Agent>, caller: Caller, body: NewSource) -> ApiResult {
@@ -466,6 +468,7 @@ async fn add_source(agent: Arc<Agent>, caller: Caller, body: NewSource) -> ApiRe
             forge: body.forge,
             interval_secs: body.interval_secs,
             public: body.public,
+            delete_missing: body.delete_missing,
         },
     )
     .await?;

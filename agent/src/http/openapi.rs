@@ -135,14 +135,15 @@ fn forges(doc: &mut Value) {
     });
     doc["components"]["schemas"]["NewMirrorSource"] = json!({ "type": "object", "required": ["kind", "spec"], "additionalProperties": false, "properties": {
         "kind": { "type": "string", "enum": ["starred", "org"] },
-        "spec": { "type": "string", "description": "github:USER, github:ORG, gitlab:USER or gitlab:GROUP[/SUBGROUP]" },
+        "spec": { "type": "string", "description": "github:USER, github:@me (the token's own stars, private ones included), github:ORG, gitlab:USER or gitlab:GROUP[/SUBGROUP]" },
         "forge": { "type": "string", "description": "Forge account name, when several serve the provider" },
         "interval_secs": { "type": "integer", "description": "Poll interval [default: mirror_source_interval_secs]" },
-        "public": { "type": "boolean", "description": "Mirrors it creates are public on the LAN" } } });
+        "public": { "type": "boolean", "description": "Mirrors it creates are public on the LAN" },
+        "delete_missing": { "type": "boolean", "description": "Delete (instead of archive) the mirrors this source created when their repository leaves the list; adopted mirrors are only archived" } } });
     let paths = &mut doc["paths"];
     paths["/api/v1/mirror-sources"] = json!({
         "get": op("Sync sources (starred repos, organizations) with last poll, repo count and last error (admin)", "mirrors"),
-        "post": with_body(op("Follow a forge list: mirror each repository in it, archive those that leave (admin)", "mirrors"), "NewMirrorSource", true)
+        "post": with_body(op("Follow a forge list: mirror each repository in it, archive (or with delete_missing delete) those that leave (admin)", "mirrors"), "NewMirrorSource", true)
     });
     paths["/api/v1/mirror-sources/{id}"] = json!({
         "get": params(op("One sync source (admin)", "mirrors"), &[("id", "path")]),

@@ -108,6 +108,13 @@ impl Remote {
     /// `git -c ... --git-dir DIR` with the safe environment. The SSH key file,
     /// when there is one, lives as long as the returned guard.
     pub fn git(&self, git_dir: &Path) -> std::io::Result<(tokio::process::Command, KeyFile)> {
+        let (mut cmd, key_file) = self.command()?;
+        cmd.arg("--git-dir").arg(git_dir);
+        Ok((cmd, key_file))
+    }
+
+    /// `git -c ...` with the safe environment and no repository, for `clone`.
+    pub fn command(&self) -> std::io::Result<(tokio::process::Command, KeyFile)> {
         let mut cmd = tokio::process::Command::new("git");
         for item in self.url.git_config() {
             cmd.arg("-c").arg(item);
@@ -123,7 +130,6 @@ impl Remote {
                 self.url.port()
             ));
         }
-        cmd.arg("--git-dir").arg(git_dir);
         for var in [
             "GIT_DIR",
             "GIT_CONFIG_PARAMETERS",

@@ -2,13 +2,15 @@
 //! GitLab group's) repositories, polled through the forge API with ETags.
 //! Each listed repository gets a pull mirror made exactly as `hangar mirror
 //! add` makes one; a repository that leaves the list has its mirror
-//! archived, never deleted. A poll the forge answers 304 changes nothing.
+//! archived, or deleted when the source was made with `delete_missing` and
+//! made that mirror itself (never one it adopted, never one another source
+//! still lists). A poll the forge answers 304 changes nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_core::ids::SourceId;
+use hangar_core::ids::{RepoId, SourceId};
 use hangar_core::mirror::url::MirrorUrl;
 use hangar_core::repo_name::RepoName;
 use hangar_core::store::forges::{self, Forge as ForgeRow, Provider};
@@ -34,14 +36,28 @@ pub struct NewSync {
     pub interval_secs: Option<u64>,
     /// Mirrors it makes are public on the LAN.
     pub public: bool,
+    /// Delete (not archive) the mirrors it made when they leave the list.
+    pub delete_missing: bool,
 }
 
 /// `github:USER` → provider and target (GitLab groups may nest).
 pub fn parse_target(kind: SourceKind, spec: &str) -> Result<(Provider, String), String> {
     let usage = match kind {
-        SourceKind::Starred => "expected github:USER or gitlab:USER",
+        SourceKind::Starred => {
+            "expected github:USER, github:@me (the token's own stars) or gitlab:USER"
+        }
         SourceKind::Org => "expected github:ORG or gitlab:GROUP[/SUBGROUP]",
     };
+    if let Some(provider) = spec.strip_suffix(&format!(":{}", sources::OWN_STARS)) {
+        return match (kind, Provider::parse(provider)) {
+            (SourceKind::Starred, Some(Provider::Github)) => {
+                Ok((Provider::Github, sources::OWN_STARS.to_owned()))
+            }
+            _ => Err(format!(
+                "{spec:?}: {usage} (`@me` is GitHub's stars of the token's own user)"
+            )),
+        };
+    }
     let (provider, target) = hosted::parse_path(spec, 1, usage)?;
     if target.contains('/') && (provider == Provider::Github || kind == SourceKind::Starred) {
         return Err(format!("{spec:?}: {usage} (one name, no `/`)"));
@@ -60,7 +76,8 @@ pub async fn add(agent: &Arc<Agent>, new: NewSync) -> Result<Source, AddError> {
         .db(|a| a.store.read(forges::list).map_err(AddError::from))
         .await?;
     let forge = hosted::pick_forge(all, provider, new.forge.as_deref())?;
-    let (kind, public, spec) = (new.kind, new.public, new.spec.clone());
+    let (kind, public, delete_missing, spec) =
+        (new.kind, new.public, new.delete_missing, new.spec.clone());
     let created = agent
         .db(move |a| {
             a.store
@@ -73,6 +90,7 @@ pub async fn add(agent: &Arc<Agent>, new: NewSync) -> Result<Source, AddError> {
                             target: &target,
                             interval_secs: interval,
                             public,
+                            delete_missing,
                         },
                     )
                 })
@@ -228,8 +246,9 @@ async fn run(
     Ok(Polled::Read { count, errors })
 }
 
-/// Mirrors new repositories, archives the mirrors of ones that left, and
-/// resumes the archived mirrors of ones that came back. Returns what failed.
+/// Mirrors new repositories, archives (or deletes) the mirrors of ones that
+/// left, and resumes the archived mirrors of ones that came back. Returns
+/// what failed.
 async fn reconcile(
     agent: &Arc<Agent>,
     source: &Source,
@@ -259,7 +278,9 @@ async fn reconcile(
         let known = members.iter().find(|m| m.remote == *remote);
         let result = match known.and_then(|m| m.repo_id.map(|r| (r, m.listed))) {
             Some((_, true)) => Ok(()),
-            Some((repo, false)) => set_listed(agent, source.id, remote, Some(repo), true).await,
+            Some((repo, false)) => {
+                set_listed(agent, source.id, remote, Some(repo), true, None).await
+            }
             None => mirror_new(agent, source, forge, client, remote, clone_url).await,
         };
         if let Err(e) = result {
@@ -270,21 +291,70 @@ async fn reconcile(
         .iter()
         .filter(|m| m.listed && !listed.contains_key(m.remote.as_str()))
     {
-        if let Err(e) = set_listed(agent, source.id, &gone.remote, gone.repo_id, false).await {
+        let left = match gone.repo_id {
+            Some(repo) if source.delete_missing && gone.created => {
+                delete_left(agent, source.id, &gone.remote, repo).await
+            }
+            _ => set_listed(agent, source.id, &gone.remote, gone.repo_id, false, None).await,
+        };
+        if let Err(e) = left {
             errors.push(format!("{}: {e}", gone.remote));
         }
     }
     errors
 }
 
+/// Deletes the repository of a mirror the source made, now that it left the
+/// list; archives it instead when it is no longer a pull mirror (`hangar
+/// mirror remove` made it a plain repository) or another source lists it.
+async fn delete_left(
+    agent: &Arc<Agent>,
+    source: SourceId,
+    remote: &str,
+    repo: RepoId,
+) -> Result<(), String> {
+    let remote_owned = remote.to_owned();
+    let deleted = agent
+        .db(move |a| {
+            a.store
+                .write(|tx| {
+                    let name = match mirrors::get(tx, repo)? {
+                        Some(m)
+                            if m.kind == Kind::Pull
+                                && !sources::listed_elsewhere(tx, repo, source)? =>
+                        {
+                            m.repo
+                        }
+                        _ => return Ok(None),
+                    };
+                    repos::delete(tx, repo)?;
+                    sources::set_member(tx, source, &remote_owned, None, false, None)?;
+                    Ok::<_, hangar_core::store::StoreError>(Some(name))
+                })
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(name) = deleted else {
+        return set_listed(agent, source, remote, Some(repo), false, None).await;
+    };
+    crate::git::repos::remove_deleted(agent, repo, &name)
+        .await
+        .map_err(|e| format!("deleted {name}, but not all of its files: {e}"))?;
+    tracing::info!(%remote, repo = %name, "left its sync source; mirror deleted");
+    Ok(())
+}
+
 /// Marks a repository as in or out of the list: its mirror is archived when
-/// it leaves, and syncs again when it comes back.
+/// it leaves, and syncs again when it comes back. `created` records whether
+/// the source made that mirror (`None`: unchanged).
 async fn set_listed(
     agent: &Arc<Agent>,
     source: SourceId,
     remote: &str,
-    repo: Option<hangar_core::ids::RepoId>,
+    repo: Option<RepoId>,
     listed: bool,
+    created: Option<bool>,
 ) -> Result<(), String> {
     let remote_owned = remote.to_owned();
     agent
@@ -301,7 +371,7 @@ async fn set_listed(
                             _ => {}
                         }
                     }
-                    sources::set_member(tx, source, &remote_owned, repo, listed)
+                    sources::set_member(tx, source, &remote_owned, repo, listed, created)
                 })
                 .map_err(anyhow::Error::from)
         })
@@ -341,14 +411,17 @@ async fn mirror_new(
         },
     )
     .await;
-    let repo = match created {
-        Ok(mirror) => mirror.repo_id,
-        Err(AddError::Conflict(message)) => adoptable(agent, &name, clone_url, forge.allow_http)
-            .await
-            .ok_or(message)?,
+    let (repo, made) = match created {
+        Ok(mirror) => (mirror.repo_id, true),
+        Err(AddError::Conflict(message)) => (
+            adoptable(agent, &name, clone_url, forge.allow_http)
+                .await
+                .ok_or(message)?,
+            false,
+        ),
         Err(e) => return Err(e.to_string()),
     };
-    set_listed(agent, source.id, remote, Some(repo), true).await
+    set_listed(agent, source.id, remote, Some(repo), true, Some(made)).await
 }
 
 /// The repository `name` when it already pull-mirrors `clone_url`.
@@ -357,7 +430,7 @@ async fn adoptable(
     name: &str,
     clone_url: &str,
     allow_http: bool,
-) -> Option<hangar_core::ids::RepoId> {
+) -> Option<RepoId> {
     let name = RepoName::parse(name).ok()?;
     let url = MirrorUrl::parse(clone_url, allow_http).ok()?.to_string();
     agent
@@ -389,6 +462,10 @@ mod tests {
             (Provider::Github, "mona".to_owned())
         );
         assert_eq!(
+            parse_target(SourceKind::Starred, "github:@me").unwrap(),
+            (Provider::Github, "@me".to_owned())
+        );
+        assert_eq!(
             parse_target(SourceKind::Org, "gitlab:group/sub").unwrap(),
             (Provider::Gitlab, "group/sub".to_owned())
         );
@@ -399,6 +476,10 @@ mod tests {
             (SourceKind::Org, "github:../x"),
             (SourceKind::Org, "github:"),
             (SourceKind::Org, "github:a?b"),
+            (SourceKind::Org, "github:@me"),
+            (SourceKind::Starred, "gitlab:@me"),
+            (SourceKind::Starred, "github:@you"),
+            (SourceKind::Starred, "github:"),
         ] {
             assert!(parse_target(kind, bad).is_err(), "{bad}");
         }

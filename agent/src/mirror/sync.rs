@@ -23,22 +23,31 @@ pub struct Outcome {
 pub async fn fetch(agent: &Arc<Agent>, mirror: &Mirror) -> Result<Outcome, String> {
     let path = crate::git::repos::path(&agent.data, &mirror.repo);
     let remote = Remote::open(agent, &mirror.url, mirror.allow_http).await?;
-    let before = refs(&path).await?;
+    // Missing only after a crash between the two renames of `clone`.
+    let before = if path.exists() {
+        refs(&path).await?
+    } else {
+        BTreeMap::new()
+    };
     let size_before = objects_size(&path).await;
 
-    let (mut cmd, _key) = remote.git(&path).map_err(|e| e.to_string())?;
-    cmd.args([
-        "fetch",
-        "--prune",
-        "--progress",
-        "--no-tags",
-        "--end-of-options",
-    ])
-    .arg(remote.url.to_string())
-    .arg("+refs/*:refs/*");
-    run_with_progress(agent, mirror, cmd)
-        .await
-        .map_err(|e| remote.explain(e))?;
+    if before.is_empty() {
+        clone(agent, mirror, &remote, &path).await?;
+    } else {
+        let (mut cmd, _key) = remote.git(&path).map_err(|e| e.to_string())?;
+        cmd.args([
+            "fetch",
+            "--prune",
+            "--progress",
+            "--no-tags",
+            "--end-of-options",
+        ])
+        .arg(remote.url.to_string())
+        .arg("+refs/*:refs/*");
+        run_with_progress(agent, mirror, cmd)
+            .await
+            .map_err(|e| remote.explain(e))?;
+    }
 
     let after = refs(&path).await?;
     let updates = diff(&before, &after);
@@ -60,6 +69,67 @@ pub async fn fetch(agent: &Arc<Agent>, mirror: &Mirror) -> Result<Outcome, Strin
         .map_err(|e| format!("fetched, but cannot record the fetch: {e}"))?;
     }
     Ok(outcome)
+}
+
+/// The first sync of a pull mirror (or any sync while it has no refs):
+/// `git clone --mirror` beside the repository, which then replaces the empty
+/// one the mirror was created with. Cheaper than a fetch into an empty
+/// repository (index-pack checks the pack is self-contained, so no separate
+/// connectivity walk), and the clone's HEAD follows upstream's default
+/// branch. A failed or cut-off clone leaves only the staging directory,
+/// removed before the next attempt.
+async fn clone(
+    agent: &Arc<Agent>,
+    mirror: &Mirror,
+    remote: &Remote,
+    path: &Path,
+) -> Result<(), String> {
+    let staging = crate::git::repos::staging(path)
+        .await
+        .map_err(|e| format!("cannot prepare the clone beside {}: {e}", path.display()))?;
+    let (mut cmd, _key) = remote.command().map_err(|e| e.to_string())?;
+    cmd.args(["clone", "--mirror", "--progress", "--end-of-options"])
+        .arg(remote.url.to_string())
+        .arg(&staging);
+    let cloned = async {
+        run_with_progress(agent, mirror, cmd)
+            .await
+            .map_err(|e| remote.explain(e))?;
+        // The upstream URL lives in SQLite; the repository stays as plain
+        // as one `hangar repo create` makes.
+        let status = tokio::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&staging)
+            .args(["config", "--remove-section", "remote.origin"])
+            .status()
+            .await
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !status.success() {
+            return Err("cloned, but cannot drop the clone's remote from its config".to_owned());
+        }
+        // A mirror removed while it cloned must not reappear on disk.
+        let id = mirror.repo_id;
+        let exists = agent
+            .db(move |a| {
+                a.store
+                    .read(|c| mirrors::get(c, id))
+                    .map_err(anyhow::Error::from)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if !exists {
+            return Err("the mirror was removed during its initial clone".to_owned());
+        }
+        crate::git::repos::replace(path, &staging)
+            .await
+            .map_err(|e| format!("cloned, but {e:#}"))
+    }
+    .await;
+    if cloned.is_err() {
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+    }
+    cloned
 }
 
 /// Pushes a push mirror's branches (all branches and tags, or the chosen

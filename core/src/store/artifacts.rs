@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{BuildId, JobId, RepoId};
 
 /// Files one job uploaded under one name, for one build.
@@ -46,7 +46,7 @@ pub fn insert_artifact(
 ) -> Result<bool> {
     let now = now_ms();
     let expires_at = now + i64::from(retention_days) * 86_400_000;
-    let changed = conn.execute(
+    let changed = cached_execute(conn,
         "INSERT OR IGNORE INTO artifacts (build_id, name, job_id, files, size, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![build, name, job, files, size, now, expires_at],
@@ -55,7 +55,7 @@ pub fn insert_artifact(
 }
 
 pub fn list_artifacts(conn: &Connection, build: BuildId) -> Result<Vec<Artifact>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE build_id = ?1 ORDER BY name"
     ))?;
     let rows = stmt.query_map([build], artifact)?;
@@ -63,18 +63,18 @@ pub fn list_artifacts(conn: &Connection, build: BuildId) -> Result<Vec<Artifact>
 }
 
 pub fn get_artifact(conn: &Connection, build: BuildId, name: &str) -> Result<Option<Artifact>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE build_id = ?1 AND name = ?2"),
-            params![build, name],
-            artifact,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE build_id = ?1 AND name = ?2"),
+        params![build, name],
+        artifact,
+    )
+    .optional()?)
 }
 
 /// Artifacts whose retention ended before `now`.
 pub fn expired_artifacts(conn: &Connection, now: i64) -> Result<Vec<Artifact>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE expires_at <= ?1"
     ))?;
     let rows = stmt.query_map([now], artifact)?;
@@ -82,7 +82,8 @@ pub fn expired_artifacts(conn: &Connection, now: i64) -> Result<Vec<Artifact>> {
 }
 
 pub fn delete_artifact(conn: &Connection, build: BuildId, name: &str) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "DELETE FROM artifacts WHERE build_id = ?1 AND name = ?2",
         params![build, name],
     )?;
@@ -129,8 +130,7 @@ pub fn find_cache(
     key: &str,
     restore_keys: &[String],
 ) -> Result<Option<(CacheEntry, bool)>> {
-    let exact = conn
-        .query_row(
+    let exact = cached_query_row(conn,
             &format!("SELECT {CACHE_COLUMNS} FROM cache_entries WHERE repo_id = ?1 AND version = ?2 AND key = ?3"),
             params![repo, version, key],
             cache_entry,
@@ -140,17 +140,17 @@ pub fn find_cache(
         return Ok(Some((entry, true)));
     }
     for prefix in restore_keys {
-        let found = conn
-            .query_row(
-                &format!(
-                    "SELECT {CACHE_COLUMNS} FROM cache_entries
+        let found = cached_query_row(
+            conn,
+            &format!(
+                "SELECT {CACHE_COLUMNS} FROM cache_entries
                      WHERE repo_id = ?1 AND version = ?2 AND substr(key, 1, length(?3)) = ?3
                      ORDER BY created_at DESC, key DESC LIMIT 1"
-                ),
-                params![repo, version, prefix],
-                cache_entry,
-            )
-            .optional()?;
+            ),
+            params![repo, version, prefix],
+            cache_entry,
+        )
+        .optional()?;
         if let Some(entry) = found {
             return Ok(Some((entry, false)));
         }
@@ -159,7 +159,8 @@ pub fn find_cache(
 }
 
 pub fn touch_cache(conn: &Connection, entry: &CacheEntry, now: i64) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE cache_entries SET last_used_at = ?4 WHERE repo_id = ?1 AND key = ?2 AND version = ?3",
         params![entry.repo_id, entry.key, entry.version, now],
     )?;
@@ -176,7 +177,7 @@ pub fn insert_cache(
     size: i64,
     now: i64,
 ) -> Result<bool> {
-    let changed = conn.execute(
+    let changed = cached_execute(conn,
         "INSERT OR IGNORE INTO cache_entries (repo_id, key, version, file, size, created_at, last_used_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         params![repo, key, version, file, size, now],
@@ -187,7 +188,7 @@ pub fn insert_cache(
 /// Entries to evict, least recently used first, so that what stays fits in
 /// `cap` bytes.
 pub fn cache_over_cap(conn: &Connection, cap: i64) -> Result<Vec<CacheEntry>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CACHE_COLUMNS} FROM cache_entries ORDER BY last_used_at DESC, created_at DESC"
     ))?;
     let all = stmt
@@ -204,7 +205,7 @@ pub fn cache_over_cap(conn: &Connection, cap: i64) -> Result<Vec<CacheEntry>> {
 }
 
 pub fn list_cache(conn: &Connection, repo: Option<RepoId>) -> Result<Vec<CacheEntry>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CACHE_COLUMNS} FROM cache_entries
          WHERE ?1 IS NULL OR repo_id = ?1 ORDER BY last_used_at DESC"
     ))?;
@@ -214,7 +215,8 @@ pub fn list_cache(conn: &Connection, repo: Option<RepoId>) -> Result<Vec<CacheEn
 
 /// Forgets an entry; the caller removes its file.
 pub fn delete_cache(conn: &Connection, entry: &CacheEntry) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "DELETE FROM cache_entries WHERE repo_id = ?1 AND key = ?2 AND version = ?3",
         params![entry.repo_id, entry.key, entry.version],
     )?;

@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{BuildId, EventId, JobId, RepoId};
 
 /// Status of a build or a job.
@@ -147,7 +147,8 @@ pub struct NewBuild<'a> {
 /// Inserts a build with the next run number of its repo and workflow.
 pub fn insert_build(conn: &Connection, new: &NewBuild<'_>) -> Result<BuildId> {
     let id = BuildId::new();
-    let number: i64 = conn.query_row(
+    let number: i64 = cached_query_row(
+        conn,
         "SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE repo_id = ?1 AND workflow_file = ?2",
         params![new.repo_id, new.workflow_file],
         |r| r.get(0),
@@ -156,7 +157,7 @@ pub fn insert_build(conn: &Connection, new: &NewBuild<'_>) -> Result<BuildId> {
         Some(_) => (Status::Invalid, Some(now_ms())),
         None => (Status::Queued, None),
     };
-    conn.execute(
+    cached_execute(conn,
         "INSERT INTO builds (id, repo_id, event_id, number, workflow_file, workflow_name, title, trigger, git_ref, sha,
                              status, error, concurrency, context, created_at, finished_at, cancel_in_progress)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
@@ -187,14 +188,17 @@ pub fn get(conn: &Connection, id: BuildId) -> Result<Option<Build>> {
     let sql = format!(
         "SELECT {BUILD_COLUMNS} FROM builds b JOIN repos r ON r.id = b.repo_id WHERE b.id = ?1"
     );
-    Ok(conn.query_row(&sql, [id], build_from_row).optional()?)
+    Ok(cached_query_row(conn, &sql, [id], build_from_row).optional()?)
 }
 
 /// The `github` context a build's jobs evaluate against.
 pub fn context(conn: &Connection, id: BuildId) -> Result<serde_json::Value> {
-    let text: String = conn.query_row("SELECT context FROM builds WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })?;
+    let text: String = cached_query_row(
+        conn,
+        "SELECT context FROM builds WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
     Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
@@ -212,7 +216,7 @@ pub fn list(
            AND (?4 IS NULL OR b.status = ?4)
          ORDER BY b.id DESC LIMIT ?3"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![repo, before, limit as i64, status], build_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -271,7 +275,7 @@ pub fn insert_job(
 ) -> Result<JobId> {
     let id = JobId::new();
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "INSERT INTO jobs (id, build_id, key, name, needs, executor, spec, status, reason, created_at, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
@@ -293,54 +297,86 @@ pub fn insert_job(
 
 pub fn jobs(conn: &Connection, build: BuildId) -> Result<Vec<Job>> {
     let mut stmt =
-        conn.prepare("SELECT * FROM jobs WHERE build_id = ?1 ORDER BY created_at, rowid")?;
+        conn.prepare_cached("SELECT * FROM jobs WHERE build_id = ?1 ORDER BY created_at, rowid")?;
     let rows = stmt.query_map([build], job_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn job(conn: &Connection, id: JobId) -> Result<Option<Job>> {
-    Ok(conn
-        .query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_from_row)
-        .optional()?)
+    Ok(
+        cached_query_row(conn, "SELECT * FROM jobs WHERE id = ?1", [id], job_from_row)
+            .optional()?,
+    )
 }
 
 /// The planned job spec (JSON) the runner executes.
 pub fn job_spec(conn: &Connection, id: JobId) -> Result<String> {
-    Ok(conn.query_row("SELECT spec FROM jobs WHERE id = ?1", [id], |r| r.get(0))?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT spec FROM jobs WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 /// Queued jobs of every build, oldest first; a build's jobs in the order
 /// they were planned (ids made in the same millisecond are not ordered), so
 /// matrix jobs start in matrix order.
 pub fn queued_jobs(conn: &Connection) -> Result<Vec<Job>> {
-    let mut stmt =
-        conn.prepare("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid")?;
     let rows = stmt.query_map([], job_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A build with queued jobs: all its jobs, and the queued ones with their specs.
+/// A build with queued jobs: all its jobs, and the queued ones with their
+/// `if:` conditions.
 #[derive(Debug)]
 pub struct QueuedBuild {
     pub id: BuildId,
     pub jobs: Vec<Job>,
-    pub queued: Vec<(Job, String)>,
+    pub queued: Vec<(Job, Option<String>)>,
 }
 
-/// [`queued_jobs`] grouped by build (oldest build first), with what the
-/// scheduler needs to decide on them.
+/// Every build with queued jobs (the one whose first queued job is oldest
+/// first), with what the scheduler needs to decide on them, in one statement:
+/// the scheduler runs this on every tick, and a matrix of hundreds of jobs
+/// must not cost hundreds of reads or spec parses per tick. The full spec is
+/// read only for a job that starts.
 pub fn queued_by_build(conn: &Connection) -> Result<Vec<QueuedBuild>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH waiting AS (
+             SELECT build_id, MIN(created_at) AS first FROM jobs
+             WHERE status = 'queued' GROUP BY build_id)
+         SELECT j.*, CASE WHEN j.status = 'queued' AND json_valid(j.spec)
+                          THEN json_extract(j.spec, '$.condition') END AS queued_condition
+         FROM jobs j JOIN waiting w ON w.build_id = j.build_id
+         ORDER BY w.first, j.build_id, j.created_at, j.rowid",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            job_from_row(row)?,
+            row.get::<_, Option<String>>("queued_condition")?,
+        ))
+    })?;
     let mut builds: Vec<QueuedBuild> = Vec::new();
-    for job in queued_jobs(conn)? {
-        let spec = job_spec(conn, job.id)?;
-        match builds.iter_mut().find(|b| b.id == job.build_id) {
-            Some(build) => build.queued.push((job, spec)),
-            None => builds.push(QueuedBuild {
-                id: job.build_id,
-                jobs: jobs(conn, job.build_id)?,
-                queued: vec![(job, spec)],
-            }),
+    for row in rows {
+        let (job, condition) = row?;
+        let build = match builds.last_mut() {
+            Some(build) if build.id == job.build_id => build,
+            _ => {
+                builds.push(QueuedBuild {
+                    id: job.build_id,
+                    jobs: Vec::new(),
+                    queued: Vec::new(),
+                });
+                builds.last_mut().expect("just pushed")
+            }
+        };
+        if job.status == Status::Queued {
+            build.queued.push((job.clone(), condition));
         }
+        build.jobs.push(job);
     }
     Ok(builds)
 }
@@ -353,7 +389,8 @@ pub fn set_job_status(
     reason: Option<&str>,
 ) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE jobs SET status = ?2, reason = ?3,
                 started_at = CASE WHEN ?2 = 'running' THEN ?4 ELSE started_at END,
                 finished_at = CASE WHEN ?2 IN ('queued', 'running') THEN NULL ELSE ?4 END
@@ -364,7 +401,8 @@ pub fn set_job_status(
 }
 
 pub fn set_job_outputs(conn: &Connection, id: JobId, outputs: &serde_json::Value) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE jobs SET outputs = ?2 WHERE id = ?1",
         params![id, outputs.to_string()],
     )?;
@@ -390,7 +428,7 @@ pub fn set_step(
     status: Status,
 ) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "INSERT INTO steps (job_id, number, name, status, started_at, finished_at)
          VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 = 'running' THEN ?5 END, CASE WHEN ?4 IN ('queued', 'running') THEN NULL ELSE ?5 END)
          ON CONFLICT (job_id, number) DO UPDATE SET status = ?4,
@@ -401,7 +439,7 @@ pub fn set_step(
 }
 
 pub fn steps(conn: &Connection, job: JobId) -> Result<Vec<Step>> {
-    let mut stmt = conn.prepare("SELECT * FROM steps WHERE job_id = ?1 ORDER BY number")?;
+    let mut stmt = conn.prepare_cached("SELECT * FROM steps WHERE job_id = ?1 ORDER BY number")?;
     let rows = stmt.query_map([job], |row| {
         let started: Option<i64> = row.get("started_at")?;
         let finished: Option<i64> = row.get("finished_at")?;
@@ -428,7 +466,8 @@ pub struct Annotation {
 }
 
 pub fn add_annotation(conn: &Connection, job: JobId, a: &Annotation) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO annotations (job_id, level, message, file, line, log_line, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -445,7 +484,8 @@ pub fn add_annotation(conn: &Connection, job: JobId, a: &Annotation) -> Result<(
 }
 
 pub fn annotations(conn: &Connection, job: JobId) -> Result<Vec<Annotation>> {
-    let mut stmt = conn.prepare("SELECT * FROM annotations WHERE job_id = ?1 ORDER BY id")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT * FROM annotations WHERE job_id = ?1 ORDER BY id")?;
     let rows = stmt.query_map([job], |row| {
         Ok(Annotation {
             level: row.get("level")?,
@@ -462,14 +502,15 @@ pub fn annotations(conn: &Connection, job: JobId) -> Result<Vec<Annotation>> {
 /// job runs or waits after one started; failure if any job failed or was
 /// interrupted; cancelled if any was cancelled; otherwise success.
 pub fn refresh_build(conn: &Connection, id: BuildId) -> Result<Status> {
-    let current: Status = conn.query_row("SELECT status FROM builds WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })?;
+    let current: Status =
+        cached_query_row(conn, "SELECT status FROM builds WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
     if current == Status::Invalid {
         return Ok(current);
     }
     let statuses: Vec<Status> = conn
-        .prepare("SELECT status FROM jobs WHERE build_id = ?1")?
+        .prepare_cached("SELECT status FROM jobs WHERE build_id = ?1")?
         .query_map([id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let any = |s: Status| statuses.contains(&s);
@@ -489,7 +530,7 @@ pub fn refresh_build(conn: &Connection, id: BuildId) -> Result<Status> {
         Status::Success
     };
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE builds SET status = ?2,
                 started_at = CASE WHEN started_at IS NULL AND ?2 != 'queued' THEN ?3 ELSE started_at END,
                 finished_at = CASE WHEN ?2 IN ('queued', 'running') THEN NULL ELSE COALESCE(finished_at, ?3) END
@@ -506,7 +547,8 @@ pub fn set_job_process(
     pgid: Option<i32>,
     boot_time: i64,
 ) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE jobs SET pgid = ?2, boot_time = ?3 WHERE id = ?1",
         params![id, pgid, boot_time],
     )?;
@@ -516,7 +558,8 @@ pub fn set_job_process(
 /// Whether a Docker job was running when the agent stopped (and so may have
 /// left its container behind).
 pub fn docker_jobs_running(conn: &Connection) -> Result<bool> {
-    Ok(conn.query_row(
+    Ok(cached_query_row(
+        conn,
         "SELECT EXISTS(SELECT 1 FROM jobs WHERE status = 'running' AND executor = 'docker')",
         [],
         |r| r.get(0),
@@ -526,7 +569,7 @@ pub fn docker_jobs_running(conn: &Connection) -> Result<bool> {
 /// Process groups of steps that were running when the agent stopped, if the
 /// host has not rebooted since (after a reboot the ids mean other processes).
 pub fn leftover_processes(conn: &Connection, boot_time: i64) -> Result<Vec<i32>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT pgid FROM jobs WHERE status = 'running' AND pgid IS NOT NULL AND boot_time = ?1",
     )?;
     let rows = stmt.query_map([boot_time], |r| r.get(0))?;
@@ -537,18 +580,18 @@ pub fn leftover_processes(conn: &Connection, boot_time: i64) -> Result<Vec<i32>>
 /// their first attempt, queued again. Returns the builds touched.
 pub fn recover(conn: &Connection) -> Result<Vec<BuildId>> {
     let running: Vec<(JobId, BuildId, i64)> = conn
-        .prepare("SELECT id, build_id, attempt FROM jobs WHERE status = 'running'")?
+        .prepare_cached("SELECT id, build_id, attempt FROM jobs WHERE status = 'running'")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut builds = Vec::new();
     for (job, build, attempt) in running {
         if attempt < 2 {
-            conn.execute(
+            cached_execute(conn,
                 "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL, pgid = NULL,
                         reason = 'interrupted by an agent restart; queued again' WHERE id = ?1",
                 [job],
             )?;
-            conn.execute("DELETE FROM steps WHERE job_id = ?1", [job])?;
+            cached_execute(conn, "DELETE FROM steps WHERE job_id = ?1", [job])?;
         } else {
             set_job_status(
                 conn,
@@ -570,7 +613,8 @@ pub fn recover(conn: &Connection) -> Result<Vec<BuildId>> {
 /// Marks an event as turned into builds (or found to need none). Returns
 /// false when another planner got there first, so the caller rolls back.
 pub fn mark_planned(conn: &Connection, event: EventId) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE events SET planned = 1 WHERE id = ?1 AND planned = 0",
         [event],
     )? == 1)
@@ -581,7 +625,7 @@ pub fn by_event(conn: &Connection, event: EventId) -> Result<Vec<Build>> {
     let sql = format!(
         "SELECT {BUILD_COLUMNS} FROM builds b JOIN repos r ON r.id = b.repo_id WHERE b.event_id = ?1 ORDER BY b.id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([event], build_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -667,7 +711,8 @@ pub fn cancel_jobs(
 /// Records why a running job is being stopped; its end keeps this reason
 /// (see [`stop_reason`]).
 pub fn note_stop(conn: &Connection, job: JobId, reason: &str) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE jobs SET reason = ?2 WHERE id = ?1 AND status = 'running'",
         params![job, reason],
     )?;
@@ -677,14 +722,14 @@ pub fn note_stop(conn: &Connection, job: JobId, reason: &str) -> Result<()> {
 /// Why a running job was told to stop, if it was (a running job has no
 /// other reason).
 pub fn stop_reason(conn: &Connection, job: JobId) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT reason FROM jobs WHERE id = ?1 AND status = 'running'",
-            [job],
-            |r| r.get(0),
-        )
-        .optional()?
-        .flatten())
+    Ok(cached_query_row(
+        conn,
+        "SELECT reason FROM jobs WHERE id = ?1 AND status = 'running'",
+        [job],
+        |r| r.get(0),
+    )
+    .optional()?
+    .flatten())
 }
 
 /// Unfinished builds of `build`'s repository and workflow-level concurrency
@@ -698,7 +743,7 @@ fn group_builds(conn: &Connection, build: &Build) -> Result<Vec<Build>> {
          WHERE b.repo_id = ?1 AND b.concurrency = ?2 AND b.id != ?3 AND b.status IN ('queued', 'running')
          ORDER BY b.id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![build.repo_id, group, build.id], build_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -741,7 +786,7 @@ pub fn group_holder(conn: &Connection, build: &Build) -> Result<Option<Build>> {
 
 /// Unfinished jobs of `repo` in the job-level concurrency group `group`.
 pub fn group_jobs(conn: &Connection, repo: RepoId, group: &str) -> Result<Vec<Job>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT j.* FROM jobs j JOIN builds b ON b.id = j.build_id
          WHERE j.status IN ('queued', 'running') AND b.repo_id = ?1
            AND json_extract(j.spec, '$.concurrency.group') = ?2

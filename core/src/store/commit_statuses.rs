@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::{Result, now_ms};
+use super::{Result, cached_execute, cached_query_row, now_ms};
 use crate::ids::{BuildId, ForgeId, JobId};
 
 /// One status to send, with what the forge needs to know.
@@ -43,7 +43,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Outgoing> {
 
 /// Unsent statuses in the order they were written (oldest first).
 pub fn unsent(conn: &Connection, limit: usize) -> Result<Vec<Outgoing>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT s.id, s.job_id, s.state, s.attempts, s.next_attempt, b.id AS build_id, b.sha,
                 b.workflow_name, j.name AS job_name, h.forge_id, h.remote
          FROM commit_statuses s JOIN jobs j ON j.id = s.job_id JOIN builds b ON b.id = j.build_id
@@ -55,7 +55,8 @@ pub fn unsent(conn: &Connection, limit: usize) -> Result<Vec<Outgoing>> {
 }
 
 pub fn sent(conn: &Connection, id: i64) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE commit_statuses SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
         rusqlite::params![id, now_ms()],
     )?;
@@ -63,7 +64,8 @@ pub fn sent(conn: &Connection, id: i64) -> Result<()> {
 }
 
 pub fn failed(conn: &Connection, id: i64, error: &str, retry_at: i64) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE commit_statuses SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1",
         rusqlite::params![id, error, retry_at],
     )?;
@@ -72,7 +74,8 @@ pub fn failed(conn: &Connection, id: i64, error: &str, retry_at: i64) -> Result<
 
 /// Unsent statuses (for status output).
 pub fn backlog(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row(
+    Ok(cached_query_row(
+        conn,
         "SELECT COUNT(*) FROM commit_statuses WHERE sent_at IS NULL",
         [],
         |r| r.get(0),

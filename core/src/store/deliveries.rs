@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{DeliveryId, ForgeId};
 
 /// Attempts after which a delivery is `failed` (it can still be replayed).
@@ -62,7 +62,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 pub fn insert(conn: &Connection, new: &NewDelivery<'_>) -> Result<(DeliveryId, bool)> {
     let id = DeliveryId::new();
     let now = now_ms();
-    let inserted = conn.execute(
+    let inserted = cached_execute(conn,
         "INSERT INTO deliveries (id, provider, hook_id, delivery_id, forge_id, event, body, state, next_attempt, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)
          ON CONFLICT (provider, hook_id, delivery_id) DO NOTHING",
@@ -71,7 +71,8 @@ pub fn insert(conn: &Connection, new: &NewDelivery<'_>) -> Result<(DeliveryId, b
     if inserted == 1 {
         return Ok((id, true));
     }
-    let existing = conn.query_row(
+    let existing = cached_query_row(
+        conn,
         "SELECT id FROM deliveries WHERE provider = ?1 AND hook_id = ?2 AND delivery_id = ?3",
         rusqlite::params![new.provider, new.hook_id, new.delivery_id],
         |r| r.get(0),
@@ -80,27 +81,28 @@ pub fn insert(conn: &Connection, new: &NewDelivery<'_>) -> Result<(DeliveryId, b
 }
 
 pub fn get(conn: &Connection, id: DeliveryId) -> Result<Option<Delivery>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?)
 }
 
 /// The raw body, as the forge sent and signed it.
 pub fn body(conn: &Connection, id: DeliveryId) -> Result<Vec<u8>> {
-    Ok(
-        conn.query_row("SELECT body FROM deliveries WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(cached_query_row(
+        conn,
+        "SELECT body FROM deliveries WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 /// The latest deliveries, newest first.
 pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Delivery>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM deliveries ORDER BY id DESC LIMIT ?1"
     ))?;
     let rows = stmt.query_map([limit as i64], from_row)?;
@@ -110,13 +112,14 @@ pub fn list(conn: &Connection, limit: usize) -> Result<Vec<Delivery>> {
 /// Pending deliveries due now, oldest first; and when the next one is due.
 pub fn due(conn: &Connection, limit: usize) -> Result<(Vec<Delivery>, Option<i64>)> {
     let now = now_ms();
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM deliveries WHERE state = 'pending' AND next_attempt <= ?1 ORDER BY id LIMIT ?2"
     ))?;
     let rows = stmt
         .query_map(rusqlite::params![now, limit as i64], from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let next = conn.query_row(
+    let next = cached_query_row(
+        conn,
         "SELECT MIN(next_attempt) FROM deliveries WHERE state = 'pending' AND next_attempt > ?1",
         [now],
         |r| r.get(0),
@@ -133,11 +136,13 @@ pub fn finish(
 ) -> Result<()> {
     let now = now_ms();
     match outcome {
-        Ok((state, result)) => conn.execute(
+        Ok((state, result)) => cached_execute(
+            conn,
             "UPDATE deliveries SET state = ?2, result = ?3, attempts = attempts + 1, processed_at = ?4 WHERE id = ?1",
             rusqlite::params![id, state, result, now],
         )?,
-        Err((error, retry_at)) => conn.execute(
+        Err((error, retry_at)) => cached_execute(
+            conn,
             "UPDATE deliveries SET attempts = attempts + 1, result = ?2, next_attempt = ?3,
                     state = CASE WHEN attempts + 1 >= ?4 THEN 'failed' ELSE 'pending' END,
                     processed_at = CASE WHEN attempts + 1 >= ?4 THEN ?5 ELSE NULL END
@@ -150,7 +155,8 @@ pub fn finish(
 
 /// Queues a delivery to be processed again. Returns whether it exists.
 pub fn replay(conn: &Connection, id: DeliveryId) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt = ?2, processed_at = NULL WHERE id = ?1",
         rusqlite::params![id, now_ms()],
     )? == 1)

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, Row};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, format_ms, now_ms};
 use crate::ids::{EventId, RepoId, UserId};
 
 /// One ref moved by a push. Object names are hex; all zeros means created/deleted.
@@ -74,7 +74,8 @@ pub fn record(
     payload: &serde_json::Value,
 ) -> Result<EventId> {
     let id = EventId::new();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO events (id, repo_id, kind, actor, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         rusqlite::params![id, repo, kind, actor, payload.to_string(), now_ms()],
     )?;
@@ -84,7 +85,7 @@ pub fn record(
 /// The latest events of a repository, newest first.
 pub fn list(conn: &Connection, repo: RepoId, limit: usize) -> Result<Vec<Event>> {
     let mut stmt =
-        conn.prepare("SELECT * FROM events WHERE repo_id = ?1 ORDER BY id DESC LIMIT ?2")?;
+        conn.prepare_cached("SELECT * FROM events WHERE repo_id = ?1 ORDER BY id DESC LIMIT ?2")?;
     let events = stmt
         .query_map(rusqlite::params![repo, limit as i64], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -93,7 +94,8 @@ pub fn list(conn: &Connection, repo: RepoId, limit: usize) -> Result<Vec<Event>>
 
 /// Events not yet planned into builds, oldest first.
 pub fn unplanned(conn: &Connection) -> Result<Vec<Event>> {
-    let mut stmt = conn.prepare("SELECT * FROM events WHERE planned = 0 ORDER BY id LIMIT 100")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT * FROM events WHERE planned = 0 ORDER BY id LIMIT 100")?;
     let events = stmt
         .query_map([], from_row)?
         .collect::<rusqlite::Result<_>>()?;

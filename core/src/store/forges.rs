@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{ForgeId, RepoId};
 use crate::repo_name::RepoName;
 
@@ -82,7 +82,8 @@ pub fn create(
     allow_http: bool,
 ) -> Result<Forge> {
     let id = ForgeId::new();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO forges (id, name, provider, base_url, allow_http, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         rusqlite::params![id, name, provider.as_str(), base_url, allow_http, now_ms()],
     )?;
@@ -90,30 +91,35 @@ pub fn create(
 }
 
 pub fn get(conn: &Connection, id: ForgeId) -> Result<Option<Forge>> {
-    Ok(conn
-        .query_row("SELECT * FROM forges WHERE id = ?1", [id], forge_from_row)
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT * FROM forges WHERE id = ?1",
+        [id],
+        forge_from_row,
+    )
+    .optional()?)
 }
 
 pub fn by_name(conn: &Connection, name: &str) -> Result<Option<Forge>> {
-    Ok(conn
-        .query_row(
-            "SELECT * FROM forges WHERE name = ?1",
-            [name],
-            forge_from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT * FROM forges WHERE name = ?1",
+        [name],
+        forge_from_row,
+    )
+    .optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Forge>> {
-    let mut stmt = conn.prepare("SELECT * FROM forges ORDER BY name")?;
+    let mut stmt = conn.prepare_cached("SELECT * FROM forges ORDER BY name")?;
     let rows = stmt.query_map([], forge_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Removes a forge; refused (returns the count) while repositories use it.
 pub fn delete(conn: &Connection, id: ForgeId) -> Result<std::result::Result<(), i64>> {
-    let used: i64 = conn.query_row(
+    let used: i64 = cached_query_row(
+        conn,
         "SELECT COUNT(*) FROM hosted_repos WHERE forge_id = ?1",
         [id],
         |r| r.get(0),
@@ -121,10 +127,10 @@ pub fn delete(conn: &Connection, id: ForgeId) -> Result<std::result::Result<(), 
     if used > 0 {
         return Ok(Err(used));
     }
-    conn.execute("DELETE FROM pulls WHERE forge_id = ?1", [id])?;
+    cached_execute(conn, "DELETE FROM pulls WHERE forge_id = ?1", [id])?;
     // Its sync sources stop; the mirrors they made stay.
-    conn.execute("DELETE FROM mirror_sources WHERE forge_id = ?1", [id])?;
-    conn.execute("DELETE FROM forges WHERE id = ?1", [id])?;
+    cached_execute(conn, "DELETE FROM mirror_sources WHERE forge_id = ?1", [id])?;
+    cached_execute(conn, "DELETE FROM forges WHERE id = ?1", [id])?;
     Ok(Ok(()))
 }
 
@@ -175,7 +181,8 @@ pub fn add_hosted(
     remote: &str,
     web_url: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO hosted_repos (repo_id, forge_id, remote, web_url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         rusqlite::params![repo, forge, remote, web_url, now_ms()],
     )?;
@@ -183,13 +190,13 @@ pub fn add_hosted(
 }
 
 pub fn hosted(conn: &Connection, repo: RepoId) -> Result<Option<HostedRepo>> {
-    Ok(conn
-        .query_row(
-            &format!("{HOSTED} WHERE h.repo_id = ?1"),
-            [repo],
-            hosted_from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("{HOSTED} WHERE h.repo_id = ?1"),
+        [repo],
+        hosted_from_row,
+    )
+    .optional()?)
 }
 
 /// The hosted repo a webhook names (case-insensitively, as forges do).
@@ -198,24 +205,25 @@ pub fn hosted_by_remote(
     forge: ForgeId,
     remote: &str,
 ) -> Result<Option<HostedRepo>> {
-    Ok(conn
-        .query_row(
-            &format!("{HOSTED} WHERE h.forge_id = ?1 AND lower(h.remote) = lower(?2)"),
-            rusqlite::params![forge, remote],
-            hosted_from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("{HOSTED} WHERE h.forge_id = ?1 AND lower(h.remote) = lower(?2)"),
+        rusqlite::params![forge, remote],
+        hosted_from_row,
+    )
+    .optional()?)
 }
 
 pub fn list_hosted(conn: &Connection) -> Result<Vec<HostedRepo>> {
-    let mut stmt = conn.prepare(&format!("{HOSTED} ORDER BY r.owner, r.name"))?;
+    let mut stmt = conn.prepare_cached(&format!("{HOSTED} ORDER BY r.owner, r.name"))?;
     let rows = stmt.query_map([], hosted_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Records the webhook registered for a hosted repo.
 pub fn set_hook(conn: &Connection, repo: RepoId, hook_id: &str, hook_url: &str) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE hosted_repos SET hook_id = ?2, hook_url = ?3 WHERE repo_id = ?1",
         rusqlite::params![repo, hook_id, hook_url],
     )?;

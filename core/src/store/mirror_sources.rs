@@ -1,12 +1,13 @@
 //! Sync sources: a forge list (a user's starred repositories, an
 //! organization's or group's repositories) that the agent polls with ETags,
 //! making a pull mirror of each listed repository and archiving the mirrors
-//! of repositories that leave the list. Never deletes a repository.
+//! of repositories that leave the list (or, when the source was asked to,
+//! deleting the ones it created).
 
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{ForgeId, RepoId, SourceId};
 use crate::store::forges::Provider;
 
@@ -37,6 +38,10 @@ impl SourceKind {
     }
 }
 
+/// The target of a starred source that follows the token's own stars
+/// (`github:@me`, GitHub's `GET /user/starred`, private repositories included).
+pub const OWN_STARS: &str = "@me";
+
 fn time<S: Serializer>(ms: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
     match ms {
         Some(ms) => s.serialize_str(&format_ms(*ms)),
@@ -57,6 +62,9 @@ pub struct Source {
     pub interval_secs: u64,
     /// Mirrors it creates are public on the LAN.
     pub public: bool,
+    /// Mirrors it created are deleted (not archived) when their repository
+    /// leaves the list.
+    pub delete_missing: bool,
     #[serde(serialize_with = "time")]
     pub next_poll: Option<i64>,
     #[serde(serialize_with = "time")]
@@ -100,6 +108,8 @@ pub struct Member {
     pub repo_id: Option<RepoId>,
     /// Still in the list (false: its mirror was archived).
     pub listed: bool,
+    /// The source created the mirror (false: it adopted an existing one).
+    pub created: bool,
 }
 
 const SELECT: &str = "SELECT s.*, f.name AS forge, f.provider FROM mirror_sources s JOIN forges f ON f.id = s.forge_id";
@@ -118,6 +128,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         target: row.get("target")?,
         interval_secs: row.get::<_, i64>("interval_secs")?.max(1) as u64,
         public: row.get("public")?,
+        delete_missing: row.get("delete_missing")?,
         next_poll: Some(row.get("next_poll")?),
         last_poll: row.get("last_poll")?,
         last_success: row.get("last_success")?,
@@ -137,6 +148,7 @@ pub struct NewSource<'a> {
     pub target: &'a str,
     pub interval_secs: u64,
     pub public: bool,
+    pub delete_missing: bool,
 }
 
 /// Records a source, due for its first poll now; `None` when the same list
@@ -144,10 +156,10 @@ pub struct NewSource<'a> {
 pub fn create(conn: &Connection, new: &NewSource<'_>) -> Result<Option<Source>> {
     let id = SourceId::new();
     let now = now_ms();
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO mirror_sources (id, forge_id, kind, target, interval_secs, public, next_poll, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        rusqlite::params![id, new.forge, new.kind.as_str(), new.target, new.interval_secs as i64, new.public, now],
+    let inserted = cached_execute(conn,
+        "INSERT OR IGNORE INTO mirror_sources (id, forge_id, kind, target, interval_secs, public, delete_missing, next_poll, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        rusqlite::params![id, new.forge, new.kind.as_str(), new.target, new.interval_secs as i64, new.public, new.delete_missing, now],
     )?;
     if inserted == 0 {
         return Ok(None);
@@ -156,25 +168,23 @@ pub fn create(conn: &Connection, new: &NewSource<'_>) -> Result<Option<Source>> 
 }
 
 pub fn get(conn: &Connection, id: SourceId) -> Result<Option<Source>> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE s.id = ?1"), [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, &format!("{SELECT} WHERE s.id = ?1"), [id], from_row).optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Source>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY f.name, s.kind, s.target"))?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY f.name, s.kind, s.target"))?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Stops following a source; its mirrors stay as they are.
 pub fn delete(conn: &Connection, id: SourceId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM mirror_sources WHERE id = ?1", [id])? == 1)
+    Ok(cached_execute(conn, "DELETE FROM mirror_sources WHERE id = ?1", [id])? == 1)
 }
 
 /// Every source and when it is next due.
 pub fn schedule(conn: &Connection) -> Result<Vec<(SourceId, i64)>> {
-    let mut stmt = conn.prepare("SELECT id, next_poll FROM mirror_sources")?;
+    let mut stmt = conn.prepare_cached("SELECT id, next_poll FROM mirror_sources")?;
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -183,7 +193,8 @@ pub fn schedule(conn: &Connection) -> Result<Vec<(SourceId, i64)>> {
 
 /// Due at once.
 pub fn request_now(conn: &Connection, id: SourceId) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE mirror_sources SET next_poll = ?2 WHERE id = ?1",
         rusqlite::params![id, now_ms()],
     )? == 1)
@@ -191,7 +202,7 @@ pub fn request_now(conn: &Connection, id: SourceId) -> Result<bool> {
 
 /// The pages of the last answer, in order.
 pub fn pages(conn: &Connection, id: SourceId) -> Result<Vec<Page>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT path, etag, next_path, repos FROM mirror_source_pages WHERE source_id = ?1 ORDER BY page",
     )?;
     let rows = stmt.query_map([id], |r| {
@@ -209,10 +220,15 @@ pub fn pages(conn: &Connection, id: SourceId) -> Result<Vec<Page>> {
 
 /// Replaces the stored pages with a new answer.
 pub fn save_pages(conn: &Connection, id: SourceId, pages: &[Page]) -> Result<()> {
-    conn.execute("DELETE FROM mirror_source_pages WHERE source_id = ?1", [id])?;
+    cached_execute(
+        conn,
+        "DELETE FROM mirror_source_pages WHERE source_id = ?1",
+        [id],
+    )?;
     for (n, page) in pages.iter().enumerate() {
         let repos = serde_json::to_string(&page.repos).unwrap_or_else(|_| "[]".to_owned());
-        conn.execute(
+        cached_execute(
+            conn,
             "INSERT INTO mirror_source_pages (source_id, page, path, etag, next_path, repos) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             rusqlite::params![id, n as i64, page.path, page.etag, page.next_path, repos],
         )?;
@@ -221,37 +237,54 @@ pub fn save_pages(conn: &Connection, id: SourceId, pages: &[Page]) -> Result<()>
 }
 
 pub fn members(conn: &Connection, id: SourceId) -> Result<Vec<Member>> {
-    let mut stmt = conn.prepare(
-        "SELECT remote, repo_id, listed FROM mirror_source_repos WHERE source_id = ?1 ORDER BY remote",
+    let mut stmt = conn.prepare_cached(
+        "SELECT remote, repo_id, listed, created FROM mirror_source_repos WHERE source_id = ?1 ORDER BY remote",
     )?;
     let rows = stmt.query_map([id], |r| {
         Ok(Member {
             remote: r.get(0)?,
             repo_id: r.get(1)?,
             listed: r.get(2)?,
+            created: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Records a listed repository and its mirror; `created` says whether the
+/// source made that mirror (`None` keeps what is known).
 pub fn set_member(
     conn: &Connection,
     id: SourceId,
     remote: &str,
     repo: Option<RepoId>,
     listed: bool,
+    created: Option<bool>,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO mirror_source_repos (source_id, remote, repo_id, listed) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (source_id, remote) DO UPDATE SET repo_id = excluded.repo_id, listed = excluded.listed",
-        rusqlite::params![id, remote, repo, listed],
+    cached_execute(
+        conn,
+        "INSERT INTO mirror_source_repos (source_id, remote, repo_id, listed, created)
+         VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0))
+         ON CONFLICT (source_id, remote) DO UPDATE SET repo_id = excluded.repo_id,
+            listed = excluded.listed, created = coalesce(?5, created)",
+        rusqlite::params![id, remote, repo, listed, created],
     )?;
     Ok(())
 }
 
+/// Whether a source other than `except` lists `repo` now.
+pub fn listed_elsewhere(conn: &Connection, repo: RepoId, except: SourceId) -> Result<bool> {
+    Ok(cached_query_row(
+        conn,
+        "SELECT EXISTS (SELECT 1 FROM mirror_source_repos WHERE repo_id = ?1 AND listed = 1 AND source_id != ?2)",
+        rusqlite::params![repo, except],
+        |r| r.get(0),
+    )?)
+}
+
 /// The local repositories that sources of `forge` made for `remote`.
 pub fn repos_of_remote(conn: &Connection, forge: ForgeId, remote: &str) -> Result<Vec<RepoId>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT m.repo_id FROM mirror_source_repos m JOIN mirror_sources s ON s.id = m.source_id
          WHERE s.forge_id = ?1 AND lower(m.remote) = lower(?2) AND m.repo_id IS NOT NULL",
     )?;
@@ -263,7 +296,7 @@ pub fn repos_of_remote(conn: &Connection, forge: ForgeId, remote: &str) -> Resul
 /// but the times.
 pub fn unchanged(conn: &Connection, id: SourceId) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_success = ?2, last_error = NULL, failures = 0,
             unchanged = unchanged + 1, next_poll = ?2 + interval_secs * 1000 WHERE id = ?1",
         rusqlite::params![id, now],
@@ -280,7 +313,7 @@ pub fn succeed(
     error: Option<&str>,
 ) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_success = ?2, last_error = ?4, failures = 0,
             unchanged = 0, repo_count = ?3, next_poll = ?2 + interval_secs * 1000 WHERE id = ?1",
         rusqlite::params![id, now, repo_count as i64, error],
@@ -291,12 +324,14 @@ pub fn succeed(
 /// A failed poll, retried after `retry_ms`.
 pub fn fail(conn: &Connection, id: SourceId, error: &str, retry_ms: i64) -> Result<u32> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirror_sources SET last_poll = ?2, last_error = ?3, failures = failures + 1,
             next_poll = ?2 + ?4 WHERE id = ?1",
         rusqlite::params![id, now, error, retry_ms],
     )?;
-    let failures: i64 = conn.query_row(
+    let failures: i64 = cached_query_row(
+        conn,
         "SELECT failures FROM mirror_sources WHERE id = ?1",
         [id],
         |r| r.get(0),
@@ -327,6 +362,7 @@ mod tests {
                     target: "mona",
                     interval_secs: 3600,
                     public: false,
+                    delete_missing: true,
                 };
                 let source = create(tx, &new)?.expect("created");
                 assert!(create(tx, &new)?.is_none(), "the same list twice");
@@ -347,15 +383,21 @@ mod tests {
             .write(|tx| save_pages(tx, source.id, std::slice::from_ref(&page)))
             .unwrap();
         assert_eq!(store.read(|c| pages(c, source.id)).unwrap(), vec![page]);
+        assert!(source.delete_missing);
         store
-            .write(|tx| set_member(tx, source.id, "octo/a", None, true))
+            .write(|tx| set_member(tx, source.id, "octo/a", None, true, Some(true)))
             .unwrap();
         store
-            .write(|tx| set_member(tx, source.id, "octo/a", None, false))
+            .write(|tx| set_member(tx, source.id, "octo/a", None, false, None))
             .unwrap();
         let all = store.read(|c| members(c, source.id)).unwrap();
         assert_eq!(all.len(), 1);
         assert!(!all[0].listed);
+        assert!(all[0].created, "kept when not given");
+        store
+            .write(|tx| set_member(tx, source.id, "octo/a", None, true, Some(false)))
+            .unwrap();
+        assert!(!store.read(|c| members(c, source.id)).unwrap()[0].created);
         store.write(|tx| unchanged(tx, source.id)).unwrap();
         store.write(|tx| fail(tx, source.id, "down", 10)).unwrap();
         let read = store.read(|c| get(c, source.id)).unwrap().unwrap();

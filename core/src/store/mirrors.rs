@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::{Serialize, Serializer};
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::RepoId;
 use crate::repo_name::RepoName;
 
@@ -158,7 +158,7 @@ pub struct NewMirror<'a> {
 /// Makes `repo` a mirror, due for its first sync now.
 pub fn create(conn: &Connection, repo: RepoId, new: &NewMirror<'_>) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "INSERT INTO mirrors (repo_id, kind, url, allow_http, interval_secs, branches, state, next_attempt, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'new', ?7, ?7)",
         rusqlite::params![
@@ -175,14 +175,18 @@ pub fn create(conn: &Connection, repo: RepoId, new: &NewMirror<'_>) -> Result<()
 }
 
 pub fn get(conn: &Connection, repo: RepoId) -> Result<Option<Mirror>> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE m.repo_id = ?1"), [repo], from_row)
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("{SELECT} WHERE m.repo_id = ?1"),
+        [repo],
+        from_row,
+    )
+    .optional()?)
 }
 
 /// Every mirror, by repository name.
 pub fn list(conn: &Connection) -> Result<Vec<Mirror>> {
-    let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY r.owner, r.name"))?;
+    let mut stmt = conn.prepare_cached(&format!("{SELECT} ORDER BY r.owner, r.name"))?;
     let mirrors = stmt
         .query_map([], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -191,7 +195,8 @@ pub fn list(conn: &Connection) -> Result<Vec<Mirror>> {
 
 /// Pull mirrors of `url` (as stored: the parsed, normalised URL).
 pub fn pull_by_url(conn: &Connection, url: &str) -> Result<Vec<RepoId>> {
-    let mut stmt = conn.prepare("SELECT repo_id FROM mirrors WHERE kind = 'pull' AND url = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT repo_id FROM mirrors WHERE kind = 'pull' AND url = ?1")?;
     let rows = stmt
         .query_map([url], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -200,7 +205,7 @@ pub fn pull_by_url(conn: &Connection, url: &str) -> Result<Vec<RepoId>> {
 
 /// Mirrors that sync on their own (not paused or archived): id and next attempt.
 pub fn schedule(conn: &Connection) -> Result<Vec<(RepoId, i64)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT repo_id, next_attempt FROM mirrors WHERE state NOT IN ('paused', 'archived')",
     )?;
     let rows = stmt
@@ -211,7 +216,7 @@ pub fn schedule(conn: &Connection) -> Result<Vec<(RepoId, i64)>> {
 
 /// Marks the start of a sync.
 pub fn start_attempt(conn: &Connection, repo: RepoId) -> Result<()> {
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirrors SET state = 'syncing', last_attempt = ?2, progress = NULL, next_attempt = ?3
          WHERE repo_id = ?1",
         rusqlite::params![repo, now_ms(), RUNNING],
@@ -220,7 +225,8 @@ pub fn start_attempt(conn: &Connection, repo: RepoId) -> Result<()> {
 }
 
 pub fn set_progress(conn: &Connection, repo: RepoId, progress: &str) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirrors SET progress = ?2 WHERE repo_id = ?1 AND state = 'syncing'",
         rusqlite::params![repo, progress],
     )?;
@@ -231,7 +237,7 @@ pub fn set_progress(conn: &Connection, repo: RepoId, progress: &str) -> Result<(
 /// or archived meanwhile stays so.
 pub fn succeed(conn: &Connection, repo: RepoId, bytes: Option<i64>, refs: i64) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(conn,
         "UPDATE mirrors SET state = CASE WHEN state IN ('paused', 'archived') THEN state ELSE 'ok' END,
             progress = NULL, last_success = ?2, last_error = NULL, failures = 0,
             next_attempt = CASE WHEN next_attempt < ?5 THEN next_attempt ELSE ?2 + interval_secs * 1000 END,
@@ -252,7 +258,8 @@ pub fn fail(
     failing_after: u32,
 ) -> Result<u32> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirrors SET failures = failures + 1, progress = NULL, last_error = ?2,
             next_attempt = CASE WHEN next_attempt < ?5 THEN next_attempt ELSE ?3 END,
             state = CASE WHEN state IN ('paused', 'archived') THEN state
@@ -260,7 +267,8 @@ pub fn fail(
          WHERE repo_id = ?1",
         rusqlite::params![repo, error, now + retry_ms, failing_after, RUNNING],
     )?;
-    let failures: i64 = conn.query_row(
+    let failures: i64 = cached_query_row(
+        conn,
         "SELECT failures FROM mirrors WHERE repo_id = ?1",
         [repo],
         |r| r.get(0),
@@ -271,14 +279,16 @@ pub fn fail(
 /// Due at once (`hangar mirror sync`, a push to a push mirror's repository).
 /// Returns false for paused or archived mirrors, which do not sync.
 pub fn request_now(conn: &Connection, repo: RepoId) -> Result<bool> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE mirrors SET next_attempt = ?2 WHERE repo_id = ?1 AND state NOT IN ('paused', 'archived')",
         rusqlite::params![repo, now_ms()],
     )? == 1)
 }
 
 pub fn pause(conn: &Connection, repo: RepoId) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirrors SET state = 'paused', progress = NULL WHERE repo_id = ?1",
         [repo],
     )?;
@@ -287,7 +297,8 @@ pub fn pause(conn: &Connection, repo: RepoId) -> Result<()> {
 
 /// Back to syncing (paused or archived mirrors), due now, failures forgotten.
 pub fn resume(conn: &Connection, repo: RepoId) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirrors SET state = CASE WHEN last_success IS NULL THEN 'new' ELSE 'ok' END,
             failures = 0, next_attempt = ?2 WHERE repo_id = ?1",
         rusqlite::params![repo, now_ms()],
@@ -296,7 +307,8 @@ pub fn resume(conn: &Connection, repo: RepoId) -> Result<()> {
 }
 
 pub fn archive(conn: &Connection, repo: RepoId) -> Result<()> {
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE mirrors SET state = 'archived', progress = NULL WHERE repo_id = ?1",
         [repo],
     )?;
@@ -305,12 +317,13 @@ pub fn archive(conn: &Connection, repo: RepoId) -> Result<()> {
 
 /// Stops mirroring; the repository stays.
 pub fn delete(conn: &Connection, repo: RepoId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM mirrors WHERE repo_id = ?1", [repo])? == 1)
+    Ok(cached_execute(conn, "DELETE FROM mirrors WHERE repo_id = ?1", [repo])? == 1)
 }
 
 /// At start: syncs cut off by a crash or stop are due again now.
 pub fn recover_interrupted(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute(
+    Ok(cached_execute(
+        conn,
         "UPDATE mirrors SET next_attempt = ?1, progress = NULL,
             last_error = 'interrupted by an agent restart; retrying'
          WHERE state = 'syncing'",

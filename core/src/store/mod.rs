@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_mirror_sync",
         include_str!("migrations/0011_mirror_sync.sql"),
     ),
+    (
+        "0012_mirror_source_delete",
+        include_str!("migrations/0012_mirror_source_delete.sql"),
+    ),
 ];
 
 /// A store failure.
@@ -133,6 +137,8 @@ fn connect(path: &Path) -> Result<Connection> {
         // FULL: an acknowledged push or delivery survives power loss, not just a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Room for every statement the store runs (rusqlite's default is 16).
+        conn.set_prepared_statement_cache_capacity(128);
         Ok(conn)
     };
     open(path).map_err(|source| StoreError::Open {
@@ -173,6 +179,27 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// `Connection::execute` through the connection's statement cache: the agent
+/// runs the same few statements for every job, and parsing their SQL each
+/// time was a tenth of its CPU per job.
+pub(crate) fn cached_execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` through the statement cache (see [`cached_execute`]).
+pub(crate) fn cached_query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 /// Milliseconds since the Unix epoch: how times are stored.

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, format_ms, now_ms};
 use crate::ids::{ForgeId, RepoId};
 use crate::repo_name::RepoName;
 
@@ -36,7 +36,7 @@ pub struct StoredPull {
 
 /// Creates or updates a pull request's record.
 pub fn upsert(conn: &Connection, repo: RepoId, forge: ForgeId, pull: &Pull) -> Result<()> {
-    conn.execute(
+    cached_execute(conn,
         "INSERT INTO pulls (repo_id, number, forge_id, title, author, head_ref, head_sha, base_ref, base_sha, state, url, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
          ON CONFLICT (repo_id, number) DO UPDATE SET title = ?4, author = ?5, head_ref = ?6, head_sha = ?7,
@@ -87,7 +87,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<StoredPull> {
 
 /// Pull requests, most recently updated first; `state` filters (`open`, ...).
 pub fn list(conn: &Connection, state: Option<&str>, limit: usize) -> Result<Vec<StoredPull>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT p.*, r.owner, r.name AS repo_name, f.name AS forge, f.provider
          FROM pulls p JOIN repos r ON r.id = p.repo_id JOIN forges f ON f.id = p.forge_id
          WHERE ?1 IS NULL OR p.state = ?1

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::RepoId;
 use crate::repo_name::RepoName;
 
@@ -35,7 +35,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Repo> {
 pub fn create(conn: &Connection, name: &RepoName, public: bool, description: &str) -> Result<Repo> {
     let id = RepoId::new();
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO repos (id, owner, name, public, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         rusqlite::params![id, name.owner(), name.name(), public, description, now],
     )?;
@@ -49,25 +50,23 @@ pub fn create(conn: &Connection, name: &RepoName, public: bool, description: &st
 }
 
 pub fn get(conn: &Connection, id: RepoId) -> Result<Option<Repo>> {
-    Ok(conn
-        .query_row("SELECT * FROM repos WHERE id = ?1", [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, "SELECT * FROM repos WHERE id = ?1", [id], from_row).optional()?)
 }
 
 pub fn by_name(conn: &Connection, name: &RepoName) -> Result<Option<Repo>> {
-    Ok(conn
-        .query_row(
-            "SELECT * FROM repos WHERE owner = ?1 AND name = ?2",
-            [name.owner(), name.name()],
-            from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT * FROM repos WHERE owner = ?1 AND name = ?2",
+        [name.owner(), name.name()],
+        from_row,
+    )
+    .optional()?)
 }
 
 /// One page of repositories ordered by name, after the name `after` if given.
 pub fn list(conn: &Connection, after: Option<&RepoName>, limit: usize) -> Result<Vec<Repo>> {
     let after = after.map(|n| n.to_string()).unwrap_or_default();
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT * FROM repos WHERE owner || '/' || name > ?1 ORDER BY owner || '/' || name LIMIT ?2",
     )?;
     let repos = stmt
@@ -77,5 +76,5 @@ pub fn list(conn: &Connection, after: Option<&RepoName>, limit: usize) -> Result
 }
 
 pub fn delete(conn: &Connection, id: RepoId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM repos WHERE id = ?1", [id])? == 1)
+    Ok(cached_execute(conn, "DELETE FROM repos WHERE id = ?1", [id])? == 1)
 }

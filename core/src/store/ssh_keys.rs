@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 use ssh_key::{Algorithm, HashAlg, PublicKey};
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{SshKeyId, UserId};
 use crate::store::users::{self, User};
 
@@ -144,7 +144,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SshKey> {
 pub fn create(conn: &Connection, user: &User, name: &str, key: &ParsedKey) -> Result<SshKey> {
     let id = SshKeyId::new();
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO ssh_keys (id, user_id, name, algorithm, fingerprint, public_key, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         rusqlite::params![
@@ -171,13 +172,13 @@ pub fn create(conn: &Connection, user: &User, name: &str, key: &ParsedKey) -> Re
 }
 
 pub fn by_fingerprint(conn: &Connection, fingerprint: &str) -> Result<Option<SshKey>> {
-    Ok(conn
-        .query_row(
-            &format!("{SELECT} WHERE k.fingerprint = ?1"),
-            [fingerprint],
-            from_row,
-        )
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        &format!("{SELECT} WHERE k.fingerprint = ?1"),
+        [fingerprint],
+        from_row,
+    )
+    .optional()?)
 }
 
 /// The user a key belongs to, by the key's fingerprint.
@@ -191,7 +192,8 @@ pub fn authenticate(conn: &Connection, fingerprint: &str) -> Result<Option<(SshK
 /// Records use, at most once a minute per key to keep authentication cheap.
 pub fn touch(conn: &Connection, id: SshKeyId) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE ssh_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
         rusqlite::params![id, now, now - 60_000],
     )?;
@@ -200,7 +202,7 @@ pub fn touch(conn: &Connection, id: SshKeyId) -> Result<()> {
 
 /// Keys of one user, or of everyone when `user` is `None`.
 pub fn list(conn: &Connection, user: Option<UserId>) -> Result<Vec<SshKey>> {
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE (?1 IS NULL OR k.user_id = ?1) ORDER BY k.id"
     ))?;
     let keys = stmt
@@ -210,14 +212,12 @@ pub fn list(conn: &Connection, user: Option<UserId>) -> Result<Vec<SshKey>> {
 }
 
 pub fn get(conn: &Connection, id: SshKeyId) -> Result<Option<SshKey>> {
-    Ok(conn
-        .query_row(&format!("{SELECT} WHERE k.id = ?1"), [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, &format!("{SELECT} WHERE k.id = ?1"), [id], from_row).optional()?)
 }
 
 /// Removes a key; returns false when it did not exist.
 pub fn delete(conn: &Connection, id: SshKeyId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM ssh_keys WHERE id = ?1", [id])? == 1)
+    Ok(cached_execute(conn, "DELETE FROM ssh_keys WHERE id = ?1", [id])? == 1)
 }
 
 #[cfg(test)]

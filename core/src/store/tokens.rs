@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::{TokenId, UserId};
 use crate::store::users::{self, User};
 
@@ -37,7 +37,8 @@ pub fn create(conn: &Connection, user: UserId, name: &str) -> Result<(TokenInfo,
     let secret = crate::token::generate();
     let id = TokenId::new();
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO tokens (id, user_id, name, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         rusqlite::params![id, user, name, crate::token::hash(&secret), now],
     )?;
@@ -54,13 +55,13 @@ pub fn create(conn: &Connection, user: UserId, name: &str) -> Result<(TokenInfo,
 
 /// The user a live token belongs to.
 pub fn authenticate(conn: &Connection, secret: &str) -> Result<Option<(TokenId, User)>> {
-    let found: Option<(TokenId, UserId)> = conn
-        .query_row(
-            "SELECT id, user_id FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
-            [crate::token::hash(secret)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let found: Option<(TokenId, UserId)> = cached_query_row(
+        conn,
+        "SELECT id, user_id FROM tokens WHERE hash = ?1 AND revoked_at IS NULL",
+        [crate::token::hash(secret)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
     let Some((token, user)) = found else {
         return Ok(None);
     };
@@ -70,7 +71,8 @@ pub fn authenticate(conn: &Connection, secret: &str) -> Result<Option<(TokenId, 
 /// Records use, at most once a minute per token to keep reads cheap.
 pub fn touch(conn: &Connection, id: TokenId) -> Result<()> {
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "UPDATE tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?3)",
         rusqlite::params![id, now, now - 60_000],
     )?;
@@ -80,7 +82,7 @@ pub fn touch(conn: &Connection, id: TokenId) -> Result<()> {
 /// Tokens of one user, or of everyone when `user` is `None`.
 pub fn list(conn: &Connection, user: Option<UserId>) -> Result<Vec<TokenInfo>> {
     let mut stmt =
-        conn.prepare("SELECT * FROM tokens WHERE (?1 IS NULL OR user_id = ?1) ORDER BY id")?;
+        conn.prepare_cached("SELECT * FROM tokens WHERE (?1 IS NULL OR user_id = ?1) ORDER BY id")?;
     let tokens = stmt
         .query_map([user], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -88,14 +90,13 @@ pub fn list(conn: &Connection, user: Option<UserId>) -> Result<Vec<TokenInfo>> {
 }
 
 pub fn get(conn: &Connection, id: TokenId) -> Result<Option<TokenInfo>> {
-    Ok(conn
-        .query_row("SELECT * FROM tokens WHERE id = ?1", [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, "SELECT * FROM tokens WHERE id = ?1", [id], from_row).optional()?)
 }
 
 /// Revokes a token; returns false when it was already revoked.
 pub fn revoke(conn: &Connection, id: TokenId) -> Result<bool> {
-    let changed = conn.execute(
+    let changed = cached_execute(
+        conn,
         "UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         rusqlite::params![id, now_ms()],
     )?;

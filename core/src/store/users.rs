@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{Result, format_ms, now_ms};
+use super::{Result, cached_execute, cached_query_row, format_ms, now_ms};
 use crate::ids::UserId;
 
 /// What a user may do. Admins manage users and everything else; members read
@@ -70,7 +70,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 pub fn create(conn: &Connection, name: &str, role: Role) -> Result<User> {
     let id = UserId::new();
     let now = now_ms();
-    conn.execute(
+    cached_execute(
+        conn,
         "INSERT INTO users (id, name, role, created_at) VALUES (?1, ?2, ?3, ?4)",
         rusqlite::params![id, name, role.as_str(), now],
     )?;
@@ -83,19 +84,21 @@ pub fn create(conn: &Connection, name: &str, role: Role) -> Result<User> {
 }
 
 pub fn by_name(conn: &Connection, name: &str) -> Result<Option<User>> {
-    Ok(conn
-        .query_row("SELECT * FROM users WHERE name = ?1", [name], from_row)
-        .optional()?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT * FROM users WHERE name = ?1",
+        [name],
+        from_row,
+    )
+    .optional()?)
 }
 
 pub fn get(conn: &Connection, id: UserId) -> Result<Option<User>> {
-    Ok(conn
-        .query_row("SELECT * FROM users WHERE id = ?1", [id], from_row)
-        .optional()?)
+    Ok(cached_query_row(conn, "SELECT * FROM users WHERE id = ?1", [id], from_row).optional()?)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<User>> {
-    let mut stmt = conn.prepare("SELECT * FROM users ORDER BY name")?;
+    let mut stmt = conn.prepare_cached("SELECT * FROM users ORDER BY name")?;
     let users = stmt
         .query_map([], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -103,5 +106,10 @@ pub fn list(conn: &Connection) -> Result<Vec<User>> {
 }
 
 pub fn count(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?)
+    Ok(cached_query_row(
+        conn,
+        "SELECT COUNT(*) FROM users",
+        [],
+        |r| r.get(0),
+    )?)
 }
