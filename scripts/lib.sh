@@ -19,8 +19,8 @@ need_packages() {
 }
 
 # build_ui: installs the dashboard's npm packages (exactly package-lock.json)
-# when they changed, and builds ui/dist, which the agent embeds (release) or
-# reads from disk (debug).
+# when they changed, and builds ui/dist when its sources changed; the agent
+# embeds it (release) or reads it from disk (debug).
 build_ui() {
     command -v npm >/dev/null || need_packages nodejs npm
     (
@@ -29,7 +29,14 @@ build_ui() {
             echo "==> npm ci (ui/)"
             npm ci --no-audit --no-fund --loglevel=error
         fi
-        echo "==> building the dashboard (ui/dist)"
-        npm run build --silent >/dev/null
+        # Rebuilt only when its sources changed: a fresh dist (new mtimes)
+        # makes cargo rebuild the agent that embeds it.
+        if [ -f dist/index.html ] && [ -z "$(find src public index.html package-lock.json \
+            vite.config.ts svelte.config.js tsconfig.json -newer dist/index.html -print -quit)" ]; then
+            echo "==> the dashboard (ui/dist) is up to date"
+        else
+            echo "==> building the dashboard (ui/dist)"
+            npm run build --silent >/dev/null
+        fi
     )
 }
