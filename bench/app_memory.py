@@ -25,6 +25,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gitserve import descendants  # noqa: E402
 
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/hangar/target"))
 
@@ -53,28 +57,6 @@ def exe(pid):
         return os.path.realpath(f"/proc/{pid}/exe")
     except OSError:
         return None
-
-
-def descendants(root):
-    """`root`'s descendants (children first found by their parent in /proc/*/stat)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # After the `(comm)`: state, ppid, ...
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, queue = [], [root]
-    while queue:
-        parent = queue.pop()
-        children = [p for p, pp in parents.items() if pp == parent]
-        found += children
-        queue += children
-    return found
 
 
 def wait(what, probe, seconds=60):

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use hangar_core::repo_name::RepoName;
 use hangar_core::store::forges::{self, Forge as ForgeRow, HostedRepo, Provider};
-use hangar_core::store::mirrors;
 
 use super::Forge;
 use crate::agent::Agent;
@@ -280,15 +279,8 @@ pub async fn fetch(
     hosted: &HostedRepo,
     refspecs: &[String],
 ) -> Result<(), String> {
-    let id = hosted.repo_id;
-    let mirror = agent
-        .db(move |a| {
-            a.store
-                .read(|c| mirrors::get(c, id))
-                .map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(|e| e.to_string())?
+    let mirror = crate::mirror::row(agent, hosted.repo_id)
+        .await?
         .ok_or("the hosted repo has no mirror row")?;
     let path = crate::git::repos::path(&agent.data, &hosted.repo);
     let remote = Remote::open(agent, &mirror.url, mirror.allow_http).await?;

@@ -104,6 +104,18 @@ impl Mirrors {
     }
 }
 
+/// The mirror row of a repository, if it is a mirror.
+pub async fn row(agent: &Arc<Agent>, repo: RepoId) -> Result<Option<mirrors::Mirror>, String> {
+    agent
+        .db(move |a| {
+            a.store
+                .read(|c| mirrors::get(c, repo))
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Why a push to `repo` is refused, if it is a pull mirror: git shows the
 /// message to the pusher. Every transport that accepts pushes calls this.
 pub fn push_refusal(agent: &Agent, repo: &hangar_core::store::repos::Repo) -> Option<String> {

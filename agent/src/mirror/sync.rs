@@ -108,17 +108,7 @@ async fn clone(
             return Err("cloned, but cannot drop the clone's remote from its config".to_owned());
         }
         // A mirror removed while it cloned must not reappear on disk.
-        let id = mirror.repo_id;
-        let exists = agent
-            .db(move |a| {
-                a.store
-                    .read(|c| mirrors::get(c, id))
-                    .map_err(anyhow::Error::from)
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        if !exists {
+        if super::row(agent, mirror.repo_id).await?.is_none() {
             return Err("the mirror was removed during its initial clone".to_owned());
         }
         crate::git::repos::replace(path, &staging)
